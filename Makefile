@@ -1,0 +1,46 @@
+# Zombi — the two commands a new user needs are `make run` and `make test`.
+GO        ?= go
+BIN       ?= bin/zombi
+PKGS      := ./...
+# Packages with concurrent code are also run under the race detector.
+RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/...
+FUZZTIME  ?= 10s
+
+.PHONY: build run test test-short race fuzz-short fuzz bench vet fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/zombi
+
+run: build
+	./$(BIN) serve
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# The full suite: unit and integration tests, the race detector on the
+# concurrent packages, and a short run of every fuzz target.
+test: vet
+	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(MAKE) fuzz-short
+
+race:
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+# Each fuzz target runs briefly (FUZZTIME) in `make test`; `make fuzz
+# FUZZTIME=10m` runs them properly.
+FUZZ_TARGETS := segment:FuzzOpen index:FuzzUnmarshal
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
+fuzz: fuzz-short
+
+bench:
+	cd bench && $(GO) run ./cmd/benchtable
+
+clean:
+	rm -rf bin

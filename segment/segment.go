@@ -1,0 +1,437 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/zombihq/zombi/vfs"
+)
+
+// Write path: records are copied into a shared, writable mapping of a file
+// whose blocks were reserved with fallocate(2) when the segment was created,
+// so a store into the mapping never needs a block allocation and a full disk
+// shows up as an error from Create, never as SIGBUS. The mapping is advised
+// MADV_RANDOM, which keeps page-cache folios at 4 KiB so that syncs write
+// back only the dirty pages. Readers see records through the same mapping.
+// Appending into the mapping costs a memcpy and no system call, so an acked
+// record is in the page cache and survives a process crash even in the
+// "never" durability mode; a pwrite per append would cost a syscall per
+// event. bench/ compares the two (BenchmarkSegmentAppend).
+
+// Segment is one segment file. One goroutine appends (the owner of the
+// log); any number may read concurrently through Iter and ReadAt. Size is
+// published with an atomic store after the bytes are written, so a reader
+// that loads it sees complete records below it.
+type Segment struct {
+	fs       vfs.FS
+	path     string
+	f        vfs.File
+	mm       []byte // the mapping: [0, capacity) while active, [0, size) once opened sealed
+	base     uint64
+	created  int64
+	capacity int64
+
+	size   atomic.Int64 // bytes of header + records
+	sealed atomic.Bool
+
+	// Owned by the appender.
+	next     uint64 // sequence of the next record
+	writable bool   // mapped writable and not sealed
+	closed   bool
+}
+
+// Create creates a new active segment at path whose first record will have
+// sequence base, reserving capacity bytes on disk. It makes the file and its
+// directory entry durable before returning.
+func Create(fsys vfs.FS, path string, base uint64, capacity int64, createdMs int64) (*Segment, error) {
+	if capacity < HeaderSize+RecordHeaderSize {
+		return nil, fmt.Errorf("segment: capacity %d too small", capacity)
+	}
+	f, err := fsys.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	s := &Segment{fs: fsys, path: path, f: f, base: base, created: createdMs, capacity: capacity, next: base}
+	fail := func(err error) (*Segment, error) {
+		f.Close()
+		fsys.Remove(path)
+		return nil, err
+	}
+	if err := f.Allocate(capacity); err != nil {
+		return fail(fmt.Errorf("create segment: reserve %d bytes: %w", capacity, err))
+	}
+	var hdr [HeaderSize]byte
+	h := header{version: FormatVersion, baseSeq: base, createdMs: createdMs}
+	h.marshal(hdr[:])
+	if _, err := f.WriteAt(hdr[:], 0); err != nil {
+		return fail(fmt.Errorf("create segment: write header: %w", err))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("create segment: sync: %w", err))
+	}
+	if err := fsys.SyncDir(filepath.Dir(path)); err != nil {
+		return fail(fmt.Errorf("create segment: sync dir: %w", err))
+	}
+	mm, err := f.Map(int(capacity), true)
+	if err != nil {
+		return fail(fmt.Errorf("create segment: %w", err))
+	}
+	s.mm = mm
+	s.writable = true
+	s.size.Store(HeaderSize)
+	return s, nil
+}
+
+// OpenOptions tells Open how to treat an unsealed segment.
+type OpenOptions struct {
+	// Visit, if set, is called for every valid record found while an
+	// unsealed segment is scanned, with the record's byte position. The
+	// record aliases the mapping.
+	Visit func(pos int64, r *Record)
+	// ReadOnly opens an unsealed segment without repairing it (for
+	// inspection); Append then fails.
+	ReadOnly bool
+}
+
+// Recovery describes what Open found in an unsealed segment.
+type Recovery struct {
+	Records    int    // valid records
+	TornOffset int64  // where the torn tail began, or 0 when there was none
+	TornBytes  int64  // bytes of the torn tail that were zeroed
+	BrokenPath string // copy of the torn tail, if any
+}
+
+// ErrNoHeader is returned by Open for a file whose header was never
+// written (all zero): a crash while the segment was being created. Such a
+// file holds no records and can be removed.
+var ErrNoHeader = errors.New("segment: no header")
+
+// Open opens an existing segment. A sealed segment is mapped read-only and
+// not scanned; its records are checked as they are read. An unsealed
+// segment (the tail of the log at a crash) is scanned: the valid prefix is
+// kept, and a torn tail — the first invalid record and everything after
+// it — is copied to path+".broken", zeroed and synced, so the segment can
+// take appends again. A damaged header is a *CorruptionError.
+func Open(fsys vfs.FS, path string, opts OpenOptions) (*Segment, Recovery, error) {
+	var rec Recovery
+	writable := !opts.ReadOnly
+	var f vfs.File
+	var err error
+	if writable {
+		f, err = fsys.OpenRW(path)
+	} else {
+		f, err = fsys.Open(path)
+	}
+	if err != nil {
+		return nil, rec, fmt.Errorf("open segment: %w", err)
+	}
+	fail := func(err error) (*Segment, Recovery, error) {
+		f.Close()
+		return nil, rec, err
+	}
+	fileSize, err := f.Size()
+	if err != nil {
+		return fail(fmt.Errorf("open segment: %w", err))
+	}
+	var hb [HeaderSize]byte
+	n, _ := f.ReadAt(hb[:], 0)
+	var h header
+	if err := h.unmarshal(hb[:n]); err != nil {
+		if allZero(hb[:n]) {
+			return fail(fmt.Errorf("open segment %s: %w", path, ErrNoHeader))
+		}
+		return fail(&CorruptionError{Path: path, Offset: 0, Err: err})
+	}
+	s := &Segment{fs: fsys, path: path, f: f, base: h.baseSeq, created: h.createdMs}
+	if h.flags&FlagSealed != 0 {
+		if h.dataLength < HeaderSize || int64(h.dataLength) > fileSize {
+			return fail(&CorruptionError{Path: path, Offset: 0, Err: fmt.Errorf("%w: sealed length %d, file %d bytes", ErrBadHeader, h.dataLength, fileSize)})
+		}
+		s.capacity = int64(h.dataLength)
+		mm, err := f.Map(int(h.dataLength), false)
+		if err != nil {
+			return fail(fmt.Errorf("open segment: %w", err))
+		}
+		s.mm = mm
+		s.size.Store(int64(h.dataLength))
+		s.sealed.Store(true)
+		return s, rec, nil
+	}
+
+	s.capacity = fileSize
+	mm, err := f.Map(int(fileSize), writable)
+	if err != nil {
+		return fail(fmt.Errorf("open segment: %w", err))
+	}
+	s.mm = mm
+	s.writable = writable
+	pos := int64(HeaderSize)
+	next := h.baseSeq
+	var bad error
+	for pos < fileSize {
+		r, n, err := decodeRecord(mm[pos:])
+		if err == nil && r.Seq != next {
+			err = ErrSequence
+		}
+		if err != nil {
+			if err != errZeroed || !allZero(mm[pos:]) {
+				bad = err
+			}
+			break
+		}
+		if opts.Visit != nil {
+			opts.Visit(pos, &r)
+		}
+		rec.Records++
+		next++
+		pos += int64(n)
+	}
+	s.next = next
+	s.size.Store(pos)
+	if bad != nil {
+		if opts.ReadOnly {
+			return s, rec, &CorruptionError{Path: path, Offset: pos, Err: bad}
+		}
+		if err := s.repairTail(pos, &rec); err != nil {
+			s.Close()
+			return nil, rec, err
+		}
+	}
+	return s, rec, nil
+}
+
+// repairTail copies [pos, end of non-zero data) to path.broken, zeroes it
+// in the segment and syncs both.
+func (s *Segment) repairTail(pos int64, rec *Recovery) error {
+	end := int64(len(s.mm))
+	for end > pos && s.mm[end-1] == 0 {
+		end--
+	}
+	rec.TornOffset = pos
+	rec.TornBytes = end - pos
+	rec.BrokenPath = s.path + ".broken"
+	bf, err := s.fs.Create(rec.BrokenPath)
+	if err != nil {
+		return fmt.Errorf("repair segment: %w", err)
+	}
+	if _, err := bf.WriteAt(s.mm[pos:end], 0); err != nil {
+		bf.Close()
+		return fmt.Errorf("repair segment: %w", err)
+	}
+	if err := bf.Sync(); err != nil {
+		bf.Close()
+		return fmt.Errorf("repair segment: %w", err)
+	}
+	if err := bf.Close(); err != nil {
+		return fmt.Errorf("repair segment: %w", err)
+	}
+	if err := s.fs.SyncDir(filepath.Dir(s.path)); err != nil {
+		return fmt.Errorf("repair segment: %w", err)
+	}
+	clear(s.mm[pos:end])
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("repair segment: %w", err)
+	}
+	return nil
+}
+
+// Path returns the segment's file path.
+func (s *Segment) Path() string { return s.path }
+
+// Base returns the sequence of the segment's first record.
+func (s *Segment) Base() uint64 { return s.base }
+
+// CreatedMs returns the creation time recorded in the header.
+func (s *Segment) CreatedMs() int64 { return s.created }
+
+// Size returns the bytes of header and records written so far.
+func (s *Segment) Size() int64 { return s.size.Load() }
+
+// Capacity returns the bytes reserved for the segment.
+func (s *Segment) Capacity() int64 { return s.capacity }
+
+// Sealed reports whether the segment is sealed.
+func (s *Segment) Sealed() bool { return s.sealed.Load() }
+
+// Next returns the sequence the next appended record must carry. Only
+// meaningful to the appender and for segments opened unsealed or created.
+func (s *Segment) Next() uint64 { return s.next }
+
+// Fits reports whether n more encoded bytes fit.
+func (s *Segment) Fits(n int) bool { return s.size.Load()+int64(n) <= s.capacity }
+
+// Append writes recs, whose sequences must continue the segment's, and
+// returns the byte position of the first. Nothing is written unless all of
+// them fit (ErrFull).
+func (s *Segment) Append(recs ...Record) (int64, error) {
+	if s.closed {
+		return 0, ErrClosed
+	}
+	if s.sealed.Load() || !s.writable {
+		return 0, ErrSealed
+	}
+	pos := s.size.Load()
+	n := 0
+	for i := range recs {
+		r := &recs[i]
+		if len(r.Key) > MaxKeyLen || len(r.Payload) > MaxPayloadLen {
+			return 0, ErrTooLarge
+		}
+		if r.Seq != s.next+uint64(i) {
+			return 0, fmt.Errorf("%w: appending %d, expected %d", ErrSequence, r.Seq, s.next+uint64(i))
+		}
+		n += r.EncodedLen()
+	}
+	if pos+int64(n) > s.capacity {
+		return 0, ErrFull
+	}
+	p := pos
+	for i := range recs {
+		p += int64(putRecord(s.mm[p:], &recs[i]))
+	}
+	s.next += uint64(len(recs))
+	s.size.Store(p)
+	return pos, nil
+}
+
+// Sync makes every appended record durable.
+func (s *Segment) Sync() error {
+	if s.closed {
+		return ErrClosed
+	}
+	return s.f.Sync()
+}
+
+// Seal makes the data durable, trims the file to its used length, marks
+// the header sealed and syncs again. No append is possible afterwards;
+// reads go on through the same mapping.
+func (s *Segment) Seal() error {
+	if s.closed {
+		return ErrClosed
+	}
+	if s.sealed.Load() {
+		return nil
+	}
+	size := s.size.Load()
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	if err := s.f.Truncate(size); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	var hdr [HeaderSize]byte
+	h := header{version: FormatVersion, flags: FlagSealed, baseSeq: s.base, createdMs: s.created, dataLength: uint64(size)}
+	h.marshal(hdr[:])
+	if _, err := s.f.WriteAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	s.capacity = size
+	s.writable = false
+	s.sealed.Store(true)
+	return nil
+}
+
+// Close unmaps and closes the file. It does not sync.
+func (s *Segment) Close() error {
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	s.mm = nil
+	return s.f.Close()
+}
+
+// Bytes returns the mapped bytes [HeaderSize, Size()): the records. The
+// slice aliases the mapping and is valid until Close.
+func (s *Segment) Bytes() []byte { return s.mm[HeaderSize:s.size.Load()] }
+
+// ReadRecord decodes the record at byte position pos. The record aliases
+// the mapping. It returns the position of the next record.
+func (s *Segment) ReadRecord(pos int64) (Record, int64, error) {
+	end := s.size.Load()
+	if pos < HeaderSize || pos >= end {
+		return Record{}, pos, fmt.Errorf("segment: position %d out of range [%d, %d)", pos, HeaderSize, end)
+	}
+	r, n, err := decodeRecord(s.mm[pos:end])
+	if err != nil {
+		if err == errZeroed {
+			err = ErrUnexpectedEOF
+		}
+		return Record{}, pos, &CorruptionError{Path: s.path, Offset: pos, Err: err}
+	}
+	return r, pos + int64(n), nil
+}
+
+// Iter returns an iterator over the records from byte position pos (which
+// must be a record boundary, e.g. from the index) up to the size at the
+// time of the call.
+func (s *Segment) Iter(pos int64) Iterator {
+	if pos < HeaderSize {
+		pos = HeaderSize
+	}
+	return Iterator{s: s, pos: pos, end: s.size.Load()}
+}
+
+// Iterator walks records in order. Records alias the mapping.
+type Iterator struct {
+	s        *Segment
+	pos, end int64
+	cur      int64
+	rec      Record
+	err      error
+}
+
+// Next advances to the next record; it returns false at the end or on
+// error (see Err).
+func (it *Iterator) Next() bool {
+	if it.err != nil || it.pos >= it.end {
+		return false
+	}
+	r, n, err := decodeRecord(it.s.mm[it.pos:it.end])
+	if err != nil {
+		if err == errZeroed {
+			err = ErrUnexpectedEOF
+		}
+		it.err = &CorruptionError{Path: it.s.path, Offset: it.pos, Err: err}
+		return false
+	}
+	it.rec = r
+	it.cur = it.pos
+	it.pos += int64(n)
+	return true
+}
+
+// Record returns the current record.
+func (it *Iterator) Record() *Record { return &it.rec }
+
+// Pos returns the byte position of the current record.
+func (it *Iterator) Pos() int64 { return it.cur }
+
+// Err returns the *CorruptionError that stopped the iteration, if any.
+func (it *Iterator) Err() error { return it.err }
+
+// Verify reads every record of the segment, checking CRCs and that
+// sequences are contiguous from the base. It returns the number of records
+// and the first problem as a *CorruptionError.
+func (s *Segment) Verify(visit func(pos int64, r *Record)) (int, error) {
+	it := s.Iter(HeaderSize)
+	next := s.base
+	n := 0
+	for it.Next() {
+		r := it.Record()
+		if r.Seq != next {
+			return n, &CorruptionError{Path: s.path, Offset: it.Pos(), Err: fmt.Errorf("%w: found %d, expected %d", ErrSequence, r.Seq, next)}
+		}
+		if visit != nil {
+			visit(it.Pos(), r)
+		}
+		next++
+		n++
+	}
+	return n, it.Err()
+}
