@@ -11,10 +11,11 @@
 // # Encoding
 //
 //	+-------+---------+----------+----------+--------+-----------+----------+--------+--------+--------------------+--------+
-//	| magic | version | reserved | base seq | count  | n entries | data len | min ts | max ts | entries            | crc32c |
-//	| 4 B   | 1 B     | 3 B      | 8 B      | 4 B    | 4 B       | 8 B      | 8 B    | 8 B    | n × EntrySize      | 4 B    |
+//	| magic | version | flags    | base seq | count  | n entries | data len | min ts | max ts | entries            | crc32c |
+//	| 4 B   | 1 B     | 1 B + 2  | 8 B      | 4 B    | 4 B       | 8 B      | 8 B    | 8 B    | n × EntrySize      | 4 B    |
 //	+-------+---------+----------+----------+--------+-----------+----------+--------+--------+--------------------+--------+
 //
+//	flags bit 0 (FlagHasKeys): some record carries an idempotency key.
 //	Entry (EntrySize = 16 bytes): rel seq u32 | position u32 | max ts before i64
 //
 // All integers are little endian; the CRC (Castagnoli) covers every byte
@@ -43,6 +44,8 @@ const (
 	TrailerSize = 4
 	// DefaultIntervalBytes is the record bytes between two entries.
 	DefaultIntervalBytes = 4096
+	// FlagHasKeys marks a segment in which some record has an idempotency key.
+	FlagHasKeys = 1 << 0
 )
 
 var (
@@ -64,6 +67,7 @@ type Entry struct {
 // Index is the index of one segment.
 type Index struct {
 	Base    uint64  // sequence of the segment's first record
+	Flags   uint8   // FlagHasKeys
 	Count   uint32  // records in the segment
 	DataLen uint64  // segment bytes (header + records) the index covers
 	MinTs   int64   // smallest timestamp (math.MaxInt64 when empty)
@@ -97,7 +101,10 @@ func NewBuilder(base uint64, interval int) *Builder {
 
 // Add records that the record seq, of length n, was written at pos and
 // that the segment's data now ends at pos+n. Records must be added in order.
-func (b *Builder) Add(seq uint64, pos int64, n int, ts int64) {
+func (b *Builder) Add(seq uint64, pos int64, n int, ts int64, hasKey bool) {
+	if hasKey {
+		b.Flags |= FlagHasKeys
+	}
 	if b.Count == 0 || b.since >= b.interval {
 		b.Entries = append(b.Entries, Entry{RelSeq: uint32(seq - b.Base), Pos: uint32(pos), MaxTsBefore: b.MaxTs})
 		b.since = 0
@@ -160,7 +167,7 @@ func (x *Index) EncodedSize() int { return HeaderSize + len(x.Entries)*EntrySize
 func (x *Index) Marshal(dst []byte) []byte {
 	start := len(dst)
 	dst = append(dst, Magic...)
-	dst = append(dst, FormatVersion, 0, 0, 0)
+	dst = append(dst, FormatVersion, x.Flags, 0, 0)
 	dst = binary.LittleEndian.AppendUint64(dst, x.Base)
 	dst = binary.LittleEndian.AppendUint32(dst, x.Count)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(x.Entries)))
@@ -195,6 +202,7 @@ func (x *Index) Unmarshal(src []byte) ([]byte, error) {
 	if src[4] != FormatVersion {
 		return src, ErrVersion
 	}
+	x.Flags = src[5]
 	x.Base = binary.LittleEndian.Uint64(src[8:])
 	x.Count = binary.LittleEndian.Uint32(src[16:])
 	x.DataLen = binary.LittleEndian.Uint64(src[24:])

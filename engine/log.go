@@ -1,0 +1,464 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zombihq/zombi/index"
+	"github.com/zombihq/zombi/segment"
+	"github.com/zombihq/zombi/vfs"
+)
+
+// seg is one segment of a partition log.
+type seg struct {
+	path string
+	base uint64
+
+	// Guarded by plog.mu.
+	last      uint64         // last sequence; base-1 while empty
+	bytes     int64          // header + records
+	bld       *index.Builder // index being built while active; nil once sealed
+	idx       index.Index    // final index once sealed
+	sealing   bool           // no longer takes appends; Seal may be running
+	flushedAt int64          // ms when the cold tier committed all of it; 0 if not yet
+	mtimeMs   int64          // last write, for the idempotency window at recovery
+
+	sealed atomic.Bool // Seal finished: the data is durable and final
+
+	omu     sync.Mutex // guards s, refs, deleted, lastUse
+	s       *segment.Segment
+	refs    int
+	deleted bool
+	lastUse int64
+}
+
+func segName(base uint64) string { return fmt.Sprintf("%020d.seg", base) }
+
+// plog is the log of one partition.
+type plog struct {
+	e     *Engine
+	table *table
+	part  uint32
+	dir   string
+
+	mu      sync.Mutex // held for a whole append; guards the fields below
+	segs    []*seg     // ascending by base; the last one takes appends unless sealing
+	next    uint64     // sequence of the next record
+	lease   uint64     // every assigned sequence is below it (persisted)
+	flushed uint64     // last sequence committed to the cold tier (persisted)
+	idem    *idemTable
+	closed  bool
+
+	high   atomic.Uint64        // next-1, readable without mu
+	failed atomic.Pointer[error] // sticky ErrLogFailed
+
+	sync struct {
+		sync.Mutex
+		cond    sync.Cond
+		written uint64 // last sequence appended
+		synced  uint64 // last sequence known durable
+		running bool   // a leader is syncing
+		dirty   []*seg // segments written since the last sync
+		spare   []*seg
+	}
+}
+
+func newLog(e *Engine, t *table, p uint32) *plog {
+	l := &plog{e: e, table: t, part: p, dir: filepath.Join(t.dir, strconv.FormatUint(uint64(p), 10))}
+	l.sync.cond.L = &l.sync.Mutex
+	l.idem = newIdemTable(e.opts.IdempotencyWindow.Milliseconds(), e.opts.IdempotencyMaxKeys)
+	return l
+}
+
+// createLog creates the directory and state of a new partition log.
+func createLog(e *Engine, t *table, p uint32) (*plog, error) {
+	l := newLog(e, t, p)
+	if err := e.fs.MkdirAll(l.dir); err != nil {
+		return nil, fmt.Errorf("create partition: %w", err)
+	}
+	if err := e.fs.SyncDir(t.dir); err != nil {
+		return nil, fmt.Errorf("create partition: %w", err)
+	}
+	l.next = 1
+	l.lease = 1 + e.opts.SequenceLease
+	if err := l.saveStateLocked(); err != nil {
+		return nil, fmt.Errorf("create partition: %w", err)
+	}
+	return l, nil
+}
+
+func (l *plog) saveStateLocked() error {
+	st := partState{flushed: l.flushed, lease: l.lease, bootID: l.e.opts.BootID}
+	return writeAtomic(l.e.fs, filepath.Join(l.dir, "state"), st.marshal())
+}
+
+// fail makes err sticky: the log takes no more writes.
+func (l *plog) fail(err error) error {
+	ferr := fmt.Errorf("%w: table %s partition %d: %w", ErrLogFailed, l.table.name, l.part, err)
+	if l.failed.CompareAndSwap(nil, &ferr) {
+		l.e.opts.Logger.Error("partition log failed; it takes no more writes until restart",
+			"table", l.table.name, "partition", l.part, "err", err)
+		return ferr
+	}
+	return *l.failed.Load()
+}
+
+func (l *plog) failure() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// activeLocked returns the segment taking appends, or nil.
+func (l *plog) activeLocked() *seg {
+	if n := len(l.segs); n > 0 && !l.segs[n-1].sealing {
+		return l.segs[n-1]
+	}
+	return nil
+}
+
+// append appends recs under the log's lock and returns the last sequence
+// written and whether anything was written (false when every record was
+// a duplicate). offsets[i] receives each record's offset.
+func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
+	if err := l.failure(); err != nil {
+		return 0, false, err
+	}
+	now := l.e.nowMs()
+	need := 0
+	for i := range recs {
+		r := &recs[i]
+		if len(r.Key) > segment.MaxKeyLen || len(r.Payload) > maxRecordBytes {
+			return 0, false, ErrTooLarge
+		}
+		need += segment.RecordHeaderSize + len(r.Key) + len(r.Payload)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, false, ErrClosed
+	}
+	if l.next+uint64(len(recs)) > l.lease {
+		l.lease = l.next + uint64(len(recs)) + l.e.opts.SequenceLease
+		if err := l.saveStateLocked(); err != nil {
+			return 0, false, l.fail(fmt.Errorf("extend sequence lease: %w", err))
+		}
+	}
+	act := l.activeLocked()
+	if act == nil || !act.s.Fits(need) {
+		var err error
+		if act, err = l.rollLocked(need, now); err != nil {
+			return 0, false, err
+		}
+	}
+	s := act.s
+	first := l.next
+	for i := range recs {
+		r := &recs[i]
+		if len(r.Key) > 0 {
+			if off, ok := l.idem.get(r.Key, now); ok {
+				offsets[i] = off
+				continue
+			}
+		}
+		ts := r.TimestampMs
+		if ts == 0 {
+			ts = now
+		}
+		sr := segment.Record{Seq: l.next, TimestampMs: ts, Key: r.Key, Payload: r.Payload}
+		pos, err := s.Append(sr)
+		if err != nil {
+			// Cannot happen: the space was checked and sequences are ours.
+			panic(fmt.Sprintf("BUG: append to %s: %v", act.path, err))
+		}
+		n := sr.EncodedLen()
+		act.bld.Add(l.next, pos, n, ts, len(r.Key) > 0)
+		offsets[i] = l.next
+		if len(r.Key) > 0 {
+			l.idem.put(string(r.Key), l.next, now)
+		}
+		l.next++
+	}
+	if l.next == first {
+		return 0, false, nil
+	}
+	last := l.next - 1
+	act.last = last
+	act.bytes = s.Size()
+	act.mtimeMs = now
+	l.high.Store(last)
+	if l.e.opts.Fsync != FsyncNever {
+		l.sync.Lock()
+		l.sync.written = last
+		if n := len(l.sync.dirty); n == 0 || l.sync.dirty[n-1] != act {
+			l.sync.dirty = append(l.sync.dirty, act)
+		}
+		l.sync.Unlock()
+	}
+	return last, true, nil
+}
+
+// rollLocked retires the active segment (sealing it in the background, or
+// removing it when empty) and creates a new one with room for need bytes.
+func (l *plog) rollLocked(need int, now int64) (*seg, error) {
+	if act := l.activeLocked(); act != nil {
+		act.sealing = true
+		if act.last < act.base {
+			l.segs = l.segs[:len(l.segs)-1]
+			l.dropSeg(act)
+		} else {
+			l.e.wg.Add(1)
+			go func() {
+				defer l.e.wg.Done()
+				l.seal(act)
+			}()
+		}
+	}
+	capacity := l.e.opts.SegmentBytes
+	if c := int64(segment.HeaderSize + need); c > capacity {
+		capacity = c
+	}
+	path := filepath.Join(l.dir, segName(l.next))
+	s, err := segment.Create(l.e.fs, path, l.next, capacity, now)
+	if err != nil {
+		if errors.Is(err, vfs.ErrNoSpace) {
+			return nil, fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+		return nil, err
+	}
+	sg := &seg{path: path, base: l.next, last: l.next - 1, bytes: segment.HeaderSize, s: s,
+		bld: index.NewBuilder(l.next, l.e.opts.IndexIntervalBytes), mtimeMs: now}
+	l.segs = append(l.segs, sg)
+	return sg, nil
+}
+
+// seal seals sg (which no longer takes appends), writes its index file and
+// makes it eligible for the flusher. A failure is sticky for the log.
+func (l *plog) seal(sg *seg) error {
+	if sg.sealed.Load() {
+		return nil
+	}
+	if err := sg.s.Seal(); err != nil {
+		return l.fail(err)
+	}
+	l.mu.Lock()
+	sg.idx = sg.bld.Index
+	sg.bld = nil
+	sg.bytes = sg.s.Size()
+	idx := sg.idx
+	l.mu.Unlock()
+	sg.sealed.Store(true)
+	l.e.noteOpen(sg)
+	if err := writeIndexFile(l.e.fs, sg.path, &idx); err != nil {
+		// The index is rebuilt from the segment when it is missing.
+		l.e.opts.Logger.Warn("write segment index", "path", sg.path, "err", err)
+	}
+	return nil
+}
+
+// writeIndexFile writes the .idx next to a sealed segment. It is not
+// synced: a damaged or missing index is rebuilt from the segment.
+func writeIndexFile(fsys vfs.FS, segPath string, idx *index.Index) error {
+	f, err := fsys.Create(idxPath(segPath))
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(idx.Marshal(nil), 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func idxPath(segPath string) string { return strings.TrimSuffix(segPath, ".seg") + ".idx" }
+
+// dropSeg removes a segment that left the log: now if nobody reads it,
+// else when the last reader releases it.
+func (l *plog) dropSeg(sg *seg) {
+	sg.omu.Lock()
+	sg.deleted = true
+	if sg.refs > 0 {
+		sg.omu.Unlock()
+		return
+	}
+	l.e.forgetOpen(sg)
+	sg.closeLocked()
+	sg.omu.Unlock()
+	sg.removeFiles(l.e)
+}
+
+func (sg *seg) closeLocked() {
+	if sg.s != nil {
+		sg.s.Close()
+		sg.s = nil
+	}
+}
+
+func (sg *seg) removeFiles(e *Engine) {
+	if err := e.fs.Remove(sg.path); err != nil && !isNotExist(err) {
+		e.opts.Logger.Warn("remove segment", "path", sg.path, "err", err)
+	}
+	if err := e.fs.Remove(idxPath(sg.path)); err != nil && !isNotExist(err) {
+		e.opts.Logger.Warn("remove segment index", "path", idxPath(sg.path), "err", err)
+	}
+}
+
+// waitDurable returns once seq is as durable as the fsync mode promises.
+// In FsyncAlways mode the first waiter becomes the leader and syncs for
+// everyone waiting (group commit); the others wait for its result.
+func (l *plog) waitDurable(seq uint64) error {
+	if l.e.opts.Fsync != FsyncAlways {
+		return l.failure()
+	}
+	l.sync.Lock()
+	defer l.sync.Unlock()
+	for l.sync.synced < seq {
+		if err := l.failure(); err != nil {
+			return err
+		}
+		if l.sync.running {
+			l.sync.cond.Wait()
+			continue
+		}
+		l.syncLeaderLocked()
+	}
+	return nil
+}
+
+// syncLeaderLocked syncs every dirty segment with l.sync released and
+// publishes the result. Called with l.sync held and no sync running.
+func (l *plog) syncLeaderLocked() {
+	l.sync.running = true
+	target := l.sync.written
+	dirty := l.sync.dirty
+	l.sync.dirty = l.sync.spare[:0]
+	l.sync.Unlock()
+
+	var err error
+	for _, sg := range dirty {
+		if sg.sealed.Load() {
+			continue // Seal synced it
+		}
+		if err = sg.s.Sync(); err != nil {
+			break
+		}
+	}
+	clear(dirty)
+
+	l.sync.Lock()
+	l.sync.spare = dirty[:0]
+	l.sync.running = false
+	if err != nil {
+		l.fail(fmt.Errorf("sync: %w", err))
+	} else if target > l.sync.synced {
+		l.sync.synced = target
+	}
+	l.sync.cond.Broadcast()
+}
+
+// syncIfDirty syncs when something was written since the last sync.
+func (l *plog) syncIfDirty() {
+	l.sync.Lock()
+	if l.sync.written > l.sync.synced && !l.sync.running && l.failure() == nil {
+		l.syncLeaderLocked()
+	}
+	l.sync.Unlock()
+}
+
+// syncAll makes every appended record durable, whatever the mode.
+func (l *plog) syncAll() error {
+	l.mu.Lock()
+	act := l.activeLocked()
+	last := l.next - 1
+	l.mu.Unlock()
+	if err := l.failure(); err != nil {
+		return err
+	}
+	if act != nil {
+		if err := act.s.Sync(); err != nil {
+			return l.fail(fmt.Errorf("sync: %w", err))
+		}
+	}
+	// Segments being sealed are synced by Seal; wait for it via waitDurable
+	// semantics only in always mode. Here a direct sync of each unsealed one.
+	l.mu.Lock()
+	var unsealed []*seg
+	for _, sg := range l.segs {
+		if !sg.sealed.Load() && sg != act {
+			unsealed = append(unsealed, sg)
+		}
+	}
+	l.mu.Unlock()
+	for _, sg := range unsealed {
+		sg.omu.Lock()
+		var err error
+		if sg.s != nil && !sg.sealed.Load() {
+			err = sg.s.Sync()
+		}
+		sg.omu.Unlock()
+		if err != nil {
+			return l.fail(fmt.Errorf("sync: %w", err))
+		}
+	}
+	l.sync.Lock()
+	if last > l.sync.synced {
+		l.sync.synced = last
+	}
+	l.sync.cond.Broadcast()
+	l.sync.Unlock()
+	return nil
+}
+
+// info reports the log's watermarks and size.
+func (l *plog) info() PartitionInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pi := PartitionInfo{Partition: l.part, High: l.next - 1, Flushed: l.flushed, Low: l.next, Failed: l.failure()}
+	for _, sg := range l.segs {
+		if sg.last >= sg.base && sg.base < pi.Low {
+			pi.Low = sg.base
+		}
+		pi.Segments++
+		pi.Bytes += sg.bytes
+	}
+	return pi
+}
+
+// close syncs the active segment, records a clean shutdown (lease = next,
+// so the next start continues exactly here) and closes every segment.
+func (l *plog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var errs []error
+	clean := l.failure() == nil
+	for _, sg := range l.segs {
+		sg.omu.Lock()
+		if sg.s != nil && !sg.sealed.Load() {
+			if err := sg.s.Sync(); err != nil {
+				errs = append(errs, err)
+				clean = false
+			}
+		}
+		l.e.forgetOpen(sg)
+		sg.closeLocked()
+		sg.omu.Unlock()
+	}
+	if clean {
+		l.lease = l.next
+		if err := l.saveStateLocked(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
