@@ -54,7 +54,7 @@ type plog struct {
 	idem    *idemTable
 	closed  bool
 
-	high   atomic.Uint64        // next-1, readable without mu
+	high   atomic.Uint64         // next-1, readable without mu
 	failed atomic.Pointer[error] // sticky ErrLogFailed
 
 	sync struct {
