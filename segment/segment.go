@@ -91,7 +91,8 @@ type OpenOptions struct {
 	// record aliases the mapping.
 	Visit func(pos int64, r *Record)
 	// ReadOnly opens an unsealed segment without repairing it (for
-	// inspection); Append then fails.
+	// inspection); Append then fails. A torn tail is reported as a
+	// *CorruptionError (and no segment is returned) instead of repaired.
 	ReadOnly bool
 }
 
@@ -146,7 +147,9 @@ func Open(fsys vfs.FS, path string, opts OpenOptions) (*Segment, Recovery, error
 	}
 	s := &Segment{fs: fsys, path: path, f: f, base: h.baseSeq, created: h.createdMs}
 	if h.flags&FlagSealed != 0 {
-		if h.dataLength < HeaderSize || int64(h.dataLength) > fileSize {
+		// Compare as uint64: a length of 2^63 or more must not turn
+		// negative and slip past the check into Map.
+		if h.dataLength < HeaderSize || h.dataLength > uint64(fileSize) {
 			return fail(&CorruptionError{Path: path, Offset: 0, Err: fmt.Errorf("%w: sealed length %d, file %d bytes", ErrBadHeader, h.dataLength, fileSize)})
 		}
 		s.capacity = int64(h.dataLength)
@@ -176,8 +179,12 @@ func Open(fsys vfs.FS, path string, opts OpenOptions) (*Segment, Recovery, error
 			err = ErrSequence
 		}
 		if err != nil {
-			if err != errZeroed || !allZero(mm[pos:]) {
+			if err != errZeroed {
 				bad = err
+			} else if !allZero(mm[pos:]) {
+				// A zeroed record header with data after it: the
+				// data ends inside the log, as Iter reports it.
+				bad = ErrUnexpectedEOF
 			}
 			break
 		}
@@ -192,7 +199,10 @@ func Open(fsys vfs.FS, path string, opts OpenOptions) (*Segment, Recovery, error
 	s.size.Store(pos)
 	if bad != nil {
 		if opts.ReadOnly {
-			return s, rec, &CorruptionError{Path: path, Offset: pos, Err: bad}
+			// Nothing to serve from a segment we may not repair; the
+			// caller gets no segment, so release the file and mapping.
+			s.Close()
+			return nil, rec, &CorruptionError{Path: path, Offset: pos, Err: bad}
 		}
 		if err := s.repairTail(pos, &rec); err != nil {
 			s.Close()

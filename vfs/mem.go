@@ -356,7 +356,7 @@ func (f *memFile) Map(size int, writable bool) ([]byte, error) {
 	if f.mapped {
 		return nil, fmt.Errorf("vfs: %s already mapped", f.name)
 	}
-	if size > len(f.n.data) {
+	if size < 0 || size > len(f.n.data) {
 		return nil, fmt.Errorf("vfs: map %d bytes of %s, which has %d", size, f.name, len(f.n.data))
 	}
 	if writable && !f.writable {
