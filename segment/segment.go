@@ -306,12 +306,14 @@ func (s *Segment) Append(recs ...Record) (int64, error) {
 	return pos, nil
 }
 
-// Sync makes every appended record durable.
+// Sync makes every record appended before the call durable. It may run
+// concurrently with Append: it syncs the published size, which the
+// appender only grows.
 func (s *Segment) Sync() error {
 	if s.closed {
 		return ErrClosed
 	}
-	return s.f.Sync()
+	return s.f.SyncRange(0, s.size.Load())
 }
 
 // Seal makes the data durable, trims the file to its used length, marks
