@@ -54,6 +54,9 @@ type plog struct {
 	idem    *idemTable
 	closed  bool
 
+	sealsInFlight int       // background seals running
+	sealDone      sync.Cond // on mu; broadcast when a background seal ends
+
 	high   atomic.Uint64         // next-1, readable without mu
 	failed atomic.Pointer[error] // sticky ErrLogFailed
 
@@ -71,6 +74,7 @@ type plog struct {
 func newLog(e *Engine, t *table, p uint32) *plog {
 	l := &plog{e: e, table: t, part: p, dir: filepath.Join(t.dir, strconv.FormatUint(uint64(p), 10))}
 	l.sync.cond.L = &l.sync.Mutex
+	l.sealDone.L = &l.mu
 	l.idem = newIdemTable(e.opts.IdempotencyWindow.Milliseconds(), e.opts.IdempotencyMaxKeys)
 	return l
 }
@@ -215,9 +219,14 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 			l.dropSeg(act)
 		} else {
 			l.e.wg.Add(1)
+			l.sealsInFlight++
 			go func() {
 				defer l.e.wg.Done()
 				l.seal(act)
+				l.mu.Lock()
+				l.sealsInFlight--
+				l.sealDone.Broadcast()
+				l.mu.Unlock()
 			}()
 		}
 	}

@@ -384,7 +384,9 @@ func (e *Engine) Segments(tname string, partition uint32) ([]SegmentInfo, error)
 }
 
 // Seal seals the active segment of (table, partition) now, if it holds
-// records, so the flusher can take it. The next append starts a new one.
+// records, and waits for seals already under way, so that when it returns
+// every record appended before the call is in a sealed segment the flusher
+// can take. The next append starts a new segment.
 func (e *Engine) Seal(tname string, partition uint32) error {
 	l, err := e.log(tname, partition, false)
 	if err != nil {
@@ -393,11 +395,17 @@ func (e *Engine) Seal(tname string, partition uint32) error {
 	if l == nil {
 		return ErrNotFound
 	}
+	if err := l.failure(); err != nil {
+		return err
+	}
 	l.mu.Lock()
+	for l.sealsInFlight > 0 {
+		l.sealDone.Wait()
+	}
 	act := l.activeLocked()
 	if act == nil {
 		l.mu.Unlock()
-		return nil
+		return l.failure()
 	}
 	act.sealing = true
 	if act.last < act.base {

@@ -127,11 +127,16 @@ func (l *plog) recoverSeg(path string, isLast bool, log interface {
 		sg.mtimeMs = fi.ModTime().UnixMilli()
 	}
 
-	// Fast path: a sealed segment with a valid index file.
+	// Fast path: a sealed segment with a valid index file; only the
+	// header is read.
 	if b, err := readFile(e.fs, idxPath(path)); err == nil {
 		var idx index.Index
 		if _, err := idx.Unmarshal(b); err == nil && idx.Base == base {
-			if fi, err := e.fs.Stat(path); err == nil && fi.Size() == int64(idx.DataLen) {
+			h, err := segment.ReadHeader(e.fs, path)
+			if err != nil {
+				return nil, err
+			}
+			if h.Sealed && h.Base == base && h.DataLength == int64(idx.DataLen) {
 				sg.idx = idx
 				sg.last = idx.Last()
 				sg.bytes = int64(idx.DataLen)

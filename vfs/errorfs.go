@@ -152,6 +152,13 @@ func (f *errFile) Sync() error {
 	return f.File.Sync()
 }
 
+func (f *errFile) SyncRange(off, n int64) error {
+	if err := f.e.check(OpSync, f.Name()); err != nil {
+		return err
+	}
+	return f.File.SyncRange(off, n)
+}
+
 func (f *errFile) Allocate(size int64) error {
 	if err := f.e.check(OpAllocate, f.Name()); err != nil {
 		return err

@@ -309,6 +309,23 @@ func (f *memFile) Sync() error {
 	return nil
 }
 
+func (f *memFile) SyncRange(off, n int64) error {
+	f.n.mu.Lock()
+	defer f.n.mu.Unlock()
+	if f.closed {
+		return errClosedFile
+	}
+	end := min(off+n, int64(len(f.n.data)))
+	if off < 0 || off > end {
+		return fmt.Errorf("vfs: sync range [%d, %d) of %s out of bounds", off, off+n, f.name)
+	}
+	if int64(len(f.n.synced)) < end {
+		f.n.synced = grow(f.n.synced, int(end))
+	}
+	copy(f.n.synced[off:end], f.n.data[off:end])
+	return nil
+}
+
 func (f *memFile) Truncate(size int64) error {
 	f.n.mu.Lock()
 	defer f.n.mu.Unlock()

@@ -99,6 +99,8 @@ func (f *osFile) Sync() error {
 	}
 }
 
+func (f *osFile) SyncRange(off, n int64) error { return f.Sync() }
+
 func (f *osFile) Truncate(size int64) error { return mapErr(f.f.Truncate(size)) }
 
 func (f *osFile) Allocate(size int64) error {

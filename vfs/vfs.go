@@ -49,6 +49,12 @@ type File interface {
 	// Sync makes the file's data durable (fdatasync), including data
 	// written through a shared mapping.
 	Sync() error
+	// SyncRange makes at least [off, off+n) of the file's data durable.
+	// The OS implementation syncs all of the file's data (fdatasync; a
+	// sync_file_range(2) alone would not be durable). MemFS syncs only the
+	// range, which lets a writer keep appending beyond it while another
+	// goroutine syncs, and is the stricter model of durability.
+	SyncRange(off, n int64) error
 	// Truncate changes the file's size.
 	Truncate(size int64) error
 	// Allocate reserves disk blocks for [0, size) and grows the file to
