@@ -202,25 +202,34 @@ func (x *Index) Unmarshal(src []byte) ([]byte, error) {
 	if src[4] != FormatVersion {
 		return src, ErrVersion
 	}
-	x.Flags = src[5]
-	x.Base = binary.LittleEndian.Uint64(src[8:])
-	x.Count = binary.LittleEndian.Uint32(src[16:])
-	x.DataLen = binary.LittleEndian.Uint64(src[24:])
-	x.MinTs = int64(binary.LittleEndian.Uint64(src[32:]))
-	x.MaxTs = int64(binary.LittleEndian.Uint64(src[40:]))
-	x.Entries = make([]Entry, n)
+	// The reserved bytes are written as zero; anything else would not
+	// survive a re-encoding.
+	if src[6] != 0 || src[7] != 0 {
+		return src, fmt.Errorf("%w: reserved bytes set", ErrCorrupt)
+	}
+	// Decode into a copy so that x is left alone when the data is bad.
+	y := Index{
+		Flags:   src[5],
+		Base:    binary.LittleEndian.Uint64(src[8:]),
+		Count:   binary.LittleEndian.Uint32(src[16:]),
+		DataLen: binary.LittleEndian.Uint64(src[24:]),
+		MinTs:   int64(binary.LittleEndian.Uint64(src[32:])),
+		MaxTs:   int64(binary.LittleEndian.Uint64(src[40:])),
+		Entries: make([]Entry, n),
+	}
 	b := src[HeaderSize:end]
-	for i := range x.Entries {
-		x.Entries[i] = Entry{
+	for i := range y.Entries {
+		y.Entries[i] = Entry{
 			RelSeq:      binary.LittleEndian.Uint32(b),
 			Pos:         binary.LittleEndian.Uint32(b[4:]),
 			MaxTsBefore: int64(binary.LittleEndian.Uint64(b[8:])),
 		}
 		b = b[EntrySize:]
 	}
-	if err := x.validate(); err != nil {
+	if err := y.validate(); err != nil {
 		return src, err
 	}
+	*x = y
 	return src[end+TrailerSize:], nil
 }
 
@@ -232,14 +241,14 @@ func (x *Index) validate() error {
 		}
 		return nil
 	}
-	if len(x.Entries) == 0 || x.Entries[0].RelSeq != 0 {
+	if len(x.Entries) == 0 || x.Entries[0].RelSeq != 0 || x.Entries[0].MaxTsBefore != math.MinInt64 {
 		return fmt.Errorf("%w: first entry missing", ErrCorrupt)
 	}
 	if x.MinTs > x.MaxTs {
 		return fmt.Errorf("%w: min ts above max ts", ErrCorrupt)
 	}
 	for i, e := range x.Entries {
-		if e.RelSeq >= x.Count || uint64(e.Pos) >= x.DataLen {
+		if e.RelSeq >= x.Count || uint64(e.Pos) >= x.DataLen || e.MaxTsBefore > x.MaxTs {
 			return fmt.Errorf("%w: entry %d out of range", ErrCorrupt, i)
 		}
 		if i > 0 {
