@@ -32,7 +32,7 @@ type memNode struct {
 	mu     sync.Mutex
 	data   []byte // contents now; a mapping aliases it
 	synced []byte // contents as of the last Sync
-	mapped bool
+	mapped int    // live mappings of this file, over all its open handles
 	mtime  time.Time
 }
 
@@ -84,7 +84,7 @@ func (m *MemFS) Create(name string) (File, error) {
 	n, ok := m.cur[name]
 	if ok {
 		n.mu.Lock()
-		if n.mapped {
+		if n.mapped > 0 {
 			n.mu.Unlock()
 			return nil, fmt.Errorf("vfs: create %s: file is mapped", name)
 		}
@@ -277,7 +277,7 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	end := off + int64(len(p))
 	if end > int64(len(f.n.data)) {
-		if f.n.mapped {
+		if f.n.mapped > 0 {
 			return 0, fmt.Errorf("vfs: write past the end of mapped file %s", f.name)
 		}
 		f.n.data = grow(f.n.data, int(end))
@@ -332,11 +332,14 @@ func (f *memFile) Truncate(size int64) error {
 	if f.closed {
 		return errClosedFile
 	}
+	if !f.writable {
+		return fmt.Errorf("vfs: truncate %s: opened read-only", f.name)
+	}
 	if size <= int64(len(f.n.data)) {
 		f.n.data = f.n.data[:size]
 		return nil
 	}
-	if f.n.mapped {
+	if f.n.mapped > 0 {
 		return fmt.Errorf("vfs: grow mapped file %s", f.name)
 	}
 	f.n.data = grow(f.n.data, int(size))
@@ -349,8 +352,11 @@ func (f *memFile) Allocate(size int64) error {
 	if f.closed {
 		return errClosedFile
 	}
+	if !f.writable {
+		return fmt.Errorf("vfs: allocate %s: opened read-only", f.name)
+	}
 	if size > int64(len(f.n.data)) {
-		if f.n.mapped {
+		if f.n.mapped > 0 {
 			return fmt.Errorf("vfs: grow mapped file %s", f.name)
 		}
 		f.n.data = grow(f.n.data, int(size))
@@ -361,6 +367,9 @@ func (f *memFile) Allocate(size int64) error {
 func (f *memFile) Size() (int64, error) {
 	f.n.mu.Lock()
 	defer f.n.mu.Unlock()
+	if f.closed {
+		return 0, errClosedFile
+	}
 	return int64(len(f.n.data)), nil
 }
 
@@ -379,7 +388,8 @@ func (f *memFile) Map(size int, writable bool) ([]byte, error) {
 	if writable && !f.writable {
 		return nil, fmt.Errorf("vfs: writable map of read-only %s", f.name)
 	}
-	f.mapped, f.n.mapped = true, true
+	f.mapped = true
+	f.n.mapped++
 	return f.n.data[:size:size], nil
 }
 
@@ -387,7 +397,8 @@ func (f *memFile) Unmap() error {
 	f.n.mu.Lock()
 	defer f.n.mu.Unlock()
 	if f.mapped {
-		f.mapped, f.n.mapped = false, false
+		f.mapped = false
+		f.n.mapped--
 	}
 	return nil
 }
@@ -399,7 +410,8 @@ func (f *memFile) Close() error {
 		return errClosedFile
 	}
 	if f.mapped {
-		f.mapped, f.n.mapped = false, false
+		f.mapped = false
+		f.n.mapped--
 	}
 	f.closed = true
 	return nil

@@ -2,7 +2,7 @@
 //
 // segment and engine never touch *os.File directly: they go through FS and
 // File so that tests can inject write and sync errors (ErrorFS) and simulate
-// a power loss that drops everything not yet synced (MemFS.Crash). The OS
+// a power loss that drops everything not yet synced (MemFS.CrashClone). The OS
 // implementation (Default) is a thin layer over open(2), pwrite(2),
 // fdatasync(2), fallocate(2) and mmap(2).
 package vfs
@@ -22,7 +22,7 @@ var ErrNoSpace = errors.New("vfs: no space left on device")
 //
 // Names are slash-separated paths as the OS uses them. Directory entries
 // (create, rename, remove) are durable only after SyncDir of their parent,
-// exactly as on a POSIX filesystem; MemFS enforces that on Crash.
+// exactly as on a POSIX filesystem; MemFS enforces that in CrashClone.
 type FS interface {
 	// Create creates or truncates name and opens it read-write.
 	Create(name string) (File, error)
