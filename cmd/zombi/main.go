@@ -1,0 +1,182 @@
+// Command zombi is the Zombi server: events in over HTTP, a per-partition
+// append log on local disk, and (with the cold tier) Apache Iceberg out.
+//
+//	zombi serve [flags]   run the server (zombi serve --help lists the settings)
+//	zombi version         print the version
+//	zombi help            print this help
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd"
+)
+
+// version is set at link time with -ldflags "-X main.version=…"; otherwise
+// it comes from the module's build information.
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
+}
+
+// run executes one command and returns the exit code. getenv (nil = the
+// process environment) is the environment, for tests.
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr, getenv, nil)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "zombi %s\n", versionString())
+		return 0
+	case "help", "--help", "-help", "-h":
+		if len(args) > 1 && args[1] == "serve" {
+			printServeUsage(stdout)
+			return 0
+		}
+		printUsage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "zombi: unknown command %q\n\n", args[0])
+		printUsage(stderr)
+		return 2
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `Zombi: events in over HTTP, an append log on local disk, Apache Iceberg out.
+
+Usage:
+  zombi serve [flags]   run the server (see zombi serve --help)
+  zombi version         print the version
+  zombi help            print this help
+`)
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// serve runs the server until SIGTERM or SIGINT (or until ready, when not
+// nil, is handed a stop function by a test and it is called).
+func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, ready func(addr string, stop func())) int {
+	fs := flag.NewFlagSet("zombi serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { printServeUsage(stderr) }
+	cfg, err := loadConfig(fs, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "zombi serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, cfg)
+	slog.SetDefault(log)
+
+	eng, err := engine.Open(cfg.engineOptions(log))
+	if err != nil {
+		log.Error("cannot open the hot tier", "dir", cfg.DataDir, "err", err)
+		return 1
+	}
+	srv, err := httpd.New(cfg.httpConfig(eng, log))
+	if err != nil {
+		log.Error("invalid server configuration", "err", err)
+		_ = eng.Close()
+		return 1
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("cannot listen", "addr", addr, "err", err)
+		_ = eng.Close()
+		return 1
+	}
+	log.Info("zombi listening", "addr", ln.Addr().String(), "version", versionString(),
+		"data_dir", cfg.DataDir, "fsync", cfg.Fsync.String(),
+		"max_body_bytes", cfg.MaxBodyBytes, "max_inflight_writes", cfg.MaxInflightWrites,
+		"max_inflight_bytes", cfg.MaxInflightBytes)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	stopCh := make(chan struct{})
+	if ready != nil {
+		var once bool
+		ready(ln.Addr().String(), func() {
+			if !once {
+				once = true
+				close(stopCh)
+			}
+		})
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	code := 0
+	select {
+	case err := <-served:
+		log.Error("server stopped", "err", err)
+		code = 1
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case <-stopCh:
+		log.Info("shutting down")
+	}
+
+	// Stop accepting, let in-flight requests finish (bounded), then make
+	// everything durable and close the engine.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "timeout", cfg.ShutdownTimeout, "err", err)
+	}
+	cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- eng.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			log.Error("closing the hot tier", "err", err)
+			code = 1
+		}
+	case <-time.After(time.Second + cfg.ShutdownTimeout/4):
+		log.Error("closing the hot tier timed out")
+		code = 1
+	}
+	if code == 0 {
+		log.Info("stopped")
+	}
+	return code
+}
+
+func newLogger(w io.Writer, cfg config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

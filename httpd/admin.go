@@ -1,0 +1,353 @@
+package httpd
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+
+	"github.com/zombihq/zombi/engine"
+)
+
+// coldTimeout bounds a flush or compaction started over HTTP.
+const coldTimeout = 5 * time.Minute
+
+// ready serves GET /health/ready: 200 when the server can take traffic,
+// 503 (same body shape) when it cannot: shutting down, a failed partition
+// log, the cold tier not ready, or inflight bytes at 90 % of the budget.
+func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+	ok := true
+	hot, hotErr := "ok", ""
+	switch st := s.eng.Stats(); {
+	case s.stopping.Load():
+		hot, hotErr = "error", "shutting down"
+	case st.FailedLogs > 0:
+		hot, hotErr = "error", strconv.Itoa(st.FailedLogs)+" partition log(s) failed; restart to recover"
+	}
+	if hotErr != "" {
+		ok = false
+	}
+	cold, coldErr := "not_configured", ""
+	if s.cfg.Cold != nil {
+		cold = "ok"
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.cfg.Cold.Ready(c); err != nil {
+			cold, coldErr, ok = "error", err.Error(), false
+		}
+		cancel()
+	}
+	inflight := s.adm.bytes.Load()
+	bp := "ok"
+	if float64(inflight) >= 0.9*float64(s.adm.maxBytes) {
+		bp, ok = "warning", false
+	}
+
+	b := append([]byte(nil), `{"status":`...)
+	if ok {
+		b = append(b, `"ready"`...)
+	} else {
+		b = append(b, `"not_ready"`...)
+	}
+	b = append(b, `,"hot_storage":`...)
+	b = appendComponent(b, hot, hotErr)
+	b = append(b, `,"cold_storage":`...)
+	b = appendComponent(b, cold, coldErr)
+	b = append(b, `,"backpressure":{"status":"`...)
+	b = append(b, bp...)
+	b = append(b, `",`...)
+	b = appendIntField(b, "inflight_writes", s.adm.maxWrites-s.adm.writes.Load()) // available permits, as the original
+	b = append(b, ',')
+	b = appendIntField(b, "inflight_bytes", inflight)
+	b = append(b, ',')
+	b = appendIntField(b, "max_inflight_bytes", s.adm.maxBytes)
+	b = append(b, `}}`...)
+	if ok {
+		writeJSON(ctx, fasthttp.StatusOK, b)
+		return
+	}
+	s.met.errors.Inc()
+	writeJSON(ctx, fasthttp.StatusServiceUnavailable, b)
+}
+
+func appendComponent(b []byte, status, err string) []byte {
+	b = append(b, `{"status":"`...)
+	b = append(b, status...)
+	b = append(b, '"')
+	if err != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, err)
+	}
+	return append(b, '}')
+}
+
+// stats serves GET /stats, the original's shape plus a "hot" summary.
+func (s *Server) stats(ctx *fasthttp.RequestCtx) {
+	up := time.Since(s.start).Seconds()
+	m := s.met
+	rate := func(n uint64) float64 {
+		if up <= 0 {
+			return 0
+		}
+		return float64(n) / up
+	}
+	avg := func(sum float64, n uint64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return sum / float64(n)
+	}
+	wn, rn := m.writes.Get(), m.reads.Get()
+	b := append([]byte(nil), `{"uptime_secs":`...)
+	b = strconv.AppendFloat(b, up, 'f', 3, 64)
+	b = append(b, `,"writes":{`...)
+	b = appendUintField(b, "total", wn)
+	b = append(b, ',')
+	b = appendUintField(b, "bytes_total", m.writeBytes.Get())
+	b = append(b, `,"rate_per_sec":`...)
+	b = strconv.AppendFloat(b, rate(wn), 'f', 2, 64)
+	b = append(b, `,"avg_latency_us":`...)
+	b = strconv.AppendFloat(b, avg(float64(m.writeLatencySum.Load())/1e3, m.writeRequests.Get()), 'f', 2, 64)
+	b = append(b, `},"reads":{`...)
+	b = appendUintField(b, "total", rn)
+	b = append(b, ',')
+	b = appendUintField(b, "records_total", m.readRecords.Get())
+	b = append(b, `,"rate_per_sec":`...)
+	b = strconv.AppendFloat(b, rate(rn), 'f', 2, 64)
+	b = append(b, `,"avg_latency_us":`...)
+	b = strconv.AppendFloat(b, avg(float64(m.readLatencySum.Load())/1e3, rn), 'f', 2, 64)
+	b = append(b, `},`...)
+	b = appendUintField(b, "errors_total", m.errors.Get())
+	hs := s.eng.Stats()
+	b = append(b, `,"hot":{`...)
+	b = appendIntField(b, "tables", int64(hs.Tables))
+	b = append(b, ',')
+	b = appendIntField(b, "partitions", int64(hs.Partitions))
+	b = append(b, ',')
+	b = appendIntField(b, "segments", int64(hs.Segments))
+	b = append(b, ',')
+	b = appendIntField(b, "bytes", hs.HotBytes)
+	b = append(b, ',')
+	b = appendIntField(b, "failed_logs", int64(hs.FailedLogs))
+	b = append(b, ',')
+	b = appendIntField(b, "quarantined_segments", hs.Quarantined)
+	b = append(b, `}}`...)
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// watermark serves GET /tables/{t}/watermark:
+// {"topic":t,"partitions":{"0":{"watermark":flushed,"high_watermark":last}}}.
+func (s *Server) watermark(ctx *fasthttp.RequestCtx, tname []byte) {
+	if !validTable(tname) {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
+		return
+	}
+	table := string(tname)
+	b := append([]byte(nil), `{"topic":"`...)
+	b = append(b, table...)
+	b = append(b, `","partitions":{`...)
+	for i, p := range s.eng.Partitions(table) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = strconv.AppendUint(b, uint64(p.Partition), 10)
+		b = append(b, `":{`...)
+		b = appendUintField(b, "watermark", p.Flushed)
+		b = append(b, ',')
+		b = appendUintField(b, "high_watermark", p.High)
+		b = append(b, '}')
+	}
+	b = append(b, `}}`...)
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// metadata serves GET /tables/{t}/metadata.
+func (s *Server) metadata(ctx *fasthttp.RequestCtx, tname []byte) {
+	if !validTable(tname) {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
+		return
+	}
+	md := TableMetadata{StorageType: "hot_only"}
+	if s.cfg.Cold != nil {
+		var err error
+		md, err = s.cfg.Cold.Metadata(ctx, string(tname))
+		if err != nil {
+			s.writeError(ctx, fasthttp.StatusInternalServerError, codeStorage, "Cold storage error: "+err.Error())
+			return
+		}
+	}
+	b := append([]byte(nil), `{"table":"`...)
+	b = append(b, tname...)
+	b = append(b, `","storage_type":`...)
+	b = appendJSONString(b, md.StorageType)
+	b = append(b, `,"iceberg_enabled":`...)
+	b = strconv.AppendBool(b, md.IcebergEnabled)
+	for _, kv := range [...][2]string{
+		{"metadata_location", md.MetadataLocation}, {"bucket", md.Bucket}, {"base_path", md.BasePath},
+	} {
+		if kv[1] != "" {
+			b = append(b, `,"`...)
+			b = append(b, kv[0]...)
+			b = append(b, `":`...)
+			b = appendJSONString(b, kv[1])
+		}
+	}
+	b = append(b, '}')
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// flush serves POST /tables/{t}/flush.
+func (s *Server) flush(ctx *fasthttp.RequestCtx, tname []byte) {
+	s.coldAction(ctx, tname, "Flush", func(c context.Context, t string) (AdminResult, error) {
+		return s.cfg.Cold.Flush(c, t)
+	})
+}
+
+// compact serves POST /tables/{t}/compact.
+func (s *Server) compact(ctx *fasthttp.RequestCtx, tname []byte) {
+	s.coldAction(ctx, tname, "Compaction", func(c context.Context, t string) (AdminResult, error) {
+		return s.cfg.Cold.Compact(c, t)
+	})
+}
+
+func (s *Server) coldAction(ctx *fasthttp.RequestCtx, tname []byte, what string, do func(context.Context, string) (AdminResult, error)) {
+	if !validTable(tname) {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
+		return
+	}
+	if s.cfg.Cold == nil {
+		s.writeError(ctx, fasthttp.StatusServiceUnavailable, codeNoColdTier,
+			what+" needs cold storage, which is not configured: this server runs with the hot tier only")
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), coldTimeout)
+	defer cancel()
+	res, err := do(c, string(tname))
+	if err != nil {
+		s.writeError(ctx, fasthttp.StatusInternalServerError, codeStorage, what+" failed: "+err.Error())
+		return
+	}
+	b := append([]byte(nil), `{"status":`...)
+	b = appendJSONString(b, res.Status)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, res.Message)
+	b = append(b, '}')
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// catalog serves /v1/…, the Iceberg REST catalog view.
+func (s *Server) catalog(ctx *fasthttp.RequestCtx) {
+	if s.cfg.Catalog == nil {
+		s.writeError(ctx, fasthttp.StatusServiceUnavailable, codeNoColdTier,
+			"The Iceberg REST catalog view needs cold storage, which is not configured")
+		return
+	}
+	s.cfg.Catalog(ctx)
+}
+
+// maxCommitBody bounds the body of POST /consumers/{g}/commit.
+const maxCommitBody = 64 << 10
+
+// commitOffset serves POST /consumers/{g}/commit with
+// {"topic": t, "partition": 0, "offset": n}.
+func (s *Server) commitOffset(ctx *fasthttp.RequestCtx, group []byte) {
+	if len(group) == 0 || len(group) > engine.MaxGroupLen {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, "Invalid consumer group: must be 1 to 255 bytes")
+		return
+	}
+	cl := ctx.Request.Header.ContentLength()
+	if cl > maxCommitBody {
+		s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large")
+		return
+	}
+	st := getState()
+	defer putState(st)
+	body, err := s.readBody(ctx, st, maxCommitBody, nil)
+	if err != nil {
+		s.bodyError(ctx, err)
+		return
+	}
+	v, err := st.dec.parser.ParseBytes(body)
+	if err != nil {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Invalid JSON: "+err.Error())
+		return
+	}
+	tv, ov := v.Get("topic"), v.Get("offset")
+	if tv == nil || tv.Type() != fastjson.TypeString {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Invalid JSON: missing string field `topic`")
+		return
+	}
+	if ov == nil {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Invalid JSON: missing field `offset`")
+		return
+	}
+	off, err := ov.Uint64()
+	if err != nil {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Invalid JSON: `offset` must be a non-negative integer")
+		return
+	}
+	var part uint32
+	if pv := v.Get("partition"); pv != nil {
+		if part, err = jsonPartition(pv); err != nil {
+			s.decodeError(ctx, err)
+			return
+		}
+	}
+	topic := string(tv.GetStringBytes())
+	g := string(group)
+	if err := s.eng.CommitOffset(g, topic, part, off); err != nil {
+		s.engineError(ctx, err)
+		return
+	}
+	b := append([]byte(nil), `{"group":`...)
+	b = appendJSONString(b, g)
+	b = append(b, `,"topic":`...)
+	b = appendJSONString(b, topic)
+	b = append(b, ',')
+	b = appendUintField(b, "partition", uint64(part))
+	b = append(b, ',')
+	b = appendUintField(b, "offset", off)
+	b = append(b, '}')
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// getOffset serves GET /consumers/{g}/offset?topic=t&partition=0:
+// {"group","topic","partition","offset": n | null}.
+func (s *Server) getOffset(ctx *fasthttp.RequestCtx, group []byte) {
+	args := ctx.QueryArgs()
+	topic := args.Peek("topic")
+	if topic == nil {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Missing query parameter `topic`")
+		return
+	}
+	if !validTable(topic) {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
+		return
+	}
+	var part uint32
+	if v := args.Peek("partition"); v != nil {
+		n, err := parseUint32(v)
+		if err != nil {
+			s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, "Invalid query parameter `partition`: must be a non-negative integer")
+			return
+		}
+		part = n
+	}
+	off, ok := s.eng.ConsumerOffset(string(group), string(topic), part)
+	b := append([]byte(nil), `{"group":`...)
+	b = appendJSONString(b, group)
+	b = append(b, `,"topic":`...)
+	b = appendJSONString(b, topic)
+	b = append(b, ',')
+	b = appendUintField(b, "partition", uint64(part))
+	b = append(b, `,"offset":`...)
+	if ok {
+		b = strconv.AppendUint(b, off, 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, '}')
+	writeJSON(ctx, fasthttp.StatusOK, b)
+}

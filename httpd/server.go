@@ -1,0 +1,308 @@
+// Package httpd is Zombi's HTTP API: a fasthttp server, drop-in compatible
+// with the Rust Zombi (DESIGN.md §2).
+//
+// # Routes
+//
+//	POST /tables/{t}                  one event (JSON or application/x-protobuf) → 202
+//	POST /tables/{t}/bulk             many events → 202
+//	GET  /tables/{t}                  hot-tail read, JSON or Arrow IPC stream
+//	GET  /tables/{t}/watermark        flushed and high watermarks per partition
+//	GET  /tables/{t}/metadata         cold-tier location (hot_only without one)
+//	POST /tables/{t}/flush|compact    cold tier; 503 without one
+//	POST /consumers/{g}/commit        commit a consumer offset
+//	GET  /consumers/{g}/offset        read it back
+//	GET  /health, /health/live, /health/ready, /stats, /metrics
+//	GET|HEAD /v1/…                    Iceberg REST catalog view, when configured
+//
+// Every 4xx and 5xx has the body {"error": msg, "code": CODE}.
+//
+// # Admission control
+//
+// A write is admitted on its headers, before a byte of its body is read:
+// a Content-Length above MaxBodyBytes answers 413; then the inflight
+// request count and the inflight bytes (by Content-Length) are charged,
+// and a request over either budget answers 503 SERVER_OVERLOADED with
+// Retry-After. A chunked body is charged as it streams and refused as soon
+// as it crosses either limit. fasthttp runs with StreamRequestBody, so an
+// unread body never sits in memory, and ReadTimeout bounds how long a
+// client may take to send one.
+//
+// # Buffers
+//
+// fasthttp reuses a request's buffers once the handler returns. Handlers
+// read the body into a pooled buffer, hand sub-slices of it to the engine
+// (which copies record bytes into its segments before Append returns), and
+// never keep anything from the request after they return.
+package httpd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/zombihq/zombi/engine"
+)
+
+// Config configures a Server. A zero field means "use the default", except
+// MaxInflightBytes whose zero is a real budget: set it with
+// WithMaxInflightBytes.
+type Config struct {
+	// Engine is the hot tier. Required.
+	Engine *engine.Engine
+	// Cold is the cold tier (flush, compaction, Iceberg metadata). nil
+	// until one is configured: flush and compact answer 503 and metadata
+	// reports hot_only.
+	Cold ColdTier
+	// Catalog serves the read-only Iceberg REST catalog view under /v1.
+	// nil answers 503 there.
+	Catalog fasthttp.RequestHandler
+	// Logger receives request errors. Default slog.Default().
+	Logger *slog.Logger
+
+	// MaxBodyBytes bounds a request body; larger ones answer 413 unread.
+	// Default 16 MiB.
+	MaxBodyBytes int
+	// MaxInflightWrites bounds the write requests being served at once.
+	// Default 10,000.
+	MaxInflightWrites int
+	// MaxInflightBytes bounds the body bytes of the writes being served at
+	// once; 0 refuses every non-empty write. Default 64 MiB.
+	MaxInflightBytes int64
+	// MaxConnections bounds concurrent connections (fasthttp's
+	// Concurrency). Default 256 Ki.
+	MaxConnections int
+	// ReadTimeout bounds the time to read a request, body included.
+	// Default 30 s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time to write a response. Default 30 s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long.
+	// Default 60 s.
+	IdleTimeout time.Duration
+
+	inflightBytesSet bool
+}
+
+// WithMaxInflightBytes sets MaxInflightBytes, including 0 (whose zero value
+// would otherwise mean "default").
+func (c Config) WithMaxInflightBytes(n int64) Config {
+	c.MaxInflightBytes, c.inflightBytesSet = n, true
+	return c
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes      = 16 << 20
+	DefaultMaxInflightWrites = 10_000
+	DefaultMaxInflightBytes  = 64 << 20
+	DefaultMaxConnections    = 256 * 1024
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+)
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxInflightWrites == 0 {
+		c.MaxInflightWrites = DefaultMaxInflightWrites
+	}
+	if !c.inflightBytesSet && c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+}
+
+// Validate reports every problem with the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Engine == nil {
+		errs = append(errs, errors.New("httpd: an engine is required"))
+	}
+	if c.MaxBodyBytes < 1 {
+		errs = append(errs, errors.New("httpd: max body size must be positive"))
+	}
+	if c.MaxInflightWrites < 1 {
+		errs = append(errs, errors.New("httpd: max inflight writes must be positive"))
+	}
+	if c.MaxInflightBytes < 0 {
+		errs = append(errs, errors.New("httpd: max inflight bytes must not be negative"))
+	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, errors.New("httpd: max connections must be positive"))
+	}
+	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 {
+		errs = append(errs, errors.New("httpd: timeouts must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the HTTP API over one engine.
+type Server struct {
+	cfg Config
+	eng *engine.Engine
+	log *slog.Logger
+	srv *fasthttp.Server
+	met *serverMetrics
+	adm admission
+
+	names    tableNames
+	start    time.Time
+	stopping atomic.Bool // set by Shutdown: readiness fails, new writes are refused
+}
+
+// New returns a server for cfg.
+func New(cfg Config) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:   cfg,
+		eng:   cfg.Engine,
+		log:   cfg.Logger,
+		start: time.Now(),
+		adm: admission{
+			maxWrites: int64(cfg.MaxInflightWrites),
+			maxBytes:  cfg.MaxInflightBytes,
+		},
+	}
+	s.met = newServerMetrics(s)
+	s.srv = &fasthttp.Server{
+		Handler:                      s.handle,
+		ErrorHandler:                 s.errorHandler,
+		Name:                         "zombi",
+		Concurrency:                  cfg.MaxConnections,
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		MaxRequestBodySize:           cfg.MaxBodyBytes,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{cfg.Logger},
+	}
+	return s, nil
+}
+
+// Handler returns the request handler, for tests and embedding.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// to finish, or for ctx to end. It does not close the engine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// errorHandler answers requests fasthttp could not read, in the JSON error
+// format.
+func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.writeError(ctx, fasthttp.StatusRequestTimeout, codeTimeout, "Request timed out")
+	default:
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Malformed HTTP request: "+err.Error())
+	}
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", "msg", sprintf(format, args...))
+}
+
+// admission is the write budget: requests and body bytes in flight.
+type admission struct {
+	writes    atomic.Int64
+	bytes     atomic.Int64
+	maxWrites int64
+	maxBytes  int64
+}
+
+func (a *admission) acquireWrite() bool {
+	if a.writes.Add(1) > a.maxWrites {
+		a.writes.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (a *admission) releaseWrite() { a.writes.Add(-1) }
+
+// reserveBytes charges n body bytes; n == 0 always succeeds.
+func (a *admission) reserveBytes(n int64) bool {
+	if n == 0 {
+		return true
+	}
+	if a.bytes.Add(n) > a.maxBytes {
+		a.bytes.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (a *admission) releaseBytes(n int64) {
+	if n != 0 {
+		a.bytes.Add(-n)
+	}
+}
+
+// tableNames interns table names so the hot path does not allocate a
+// string per request. It is bounded; past the bound names are allocated.
+type tableNames struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxInternedNames = 4096
+
+func (t *tableNames) get(b []byte) string {
+	t.mu.RLock()
+	s, ok := t.m[string(b)]
+	t.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	if !engine.ValidTableName(s) {
+		return s
+	}
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = make(map[string]string)
+	}
+	if len(t.m) < maxInternedNames {
+		t.m[s] = s
+	}
+	t.mu.Unlock()
+	return s
+}
