@@ -25,8 +25,14 @@ var ops = map[vfs.Op]opRunner{
 		}
 		return err
 	},
-	vfs.OpWrite:    func(_ *vfs.ErrorFS, f vfs.File) error { _, err := f.WriteAt([]byte("x"), 0); return err },
-	vfs.OpSync:     func(_ *vfs.ErrorFS, f vfs.File) error { return f.Sync() },
+	vfs.OpWrite: func(_ *vfs.ErrorFS, f vfs.File) error { _, err := f.WriteAt([]byte("x"), 0); return err },
+	vfs.OpSync: func(_ *vfs.ErrorFS, f vfs.File) error {
+		// SyncRange counts as a sync too.
+		if err := f.SyncRange(0, 1); err != nil {
+			return err
+		}
+		return f.Sync()
+	},
 	vfs.OpAllocate: func(_ *vfs.ErrorFS, f vfs.File) error { return f.Allocate(64) },
 	vfs.OpTruncate: func(_ *vfs.ErrorFS, f vfs.File) error { return f.Truncate(64) },
 	vfs.OpMap: func(_ *vfs.ErrorFS, f vfs.File) error {
@@ -100,7 +106,7 @@ func TestErrorFSOnOp(t *testing.T) {
 func TestErrorFSOnIndex(t *testing.T) {
 	const n = 3
 	efs, f := setupErrorFS(t, vfs.OnIndex(n, vfs.ErrNoSpace))
-	seq := []vfs.Op{vfs.OpSync, vfs.OpWrite, vfs.OpSyncDir, vfs.OpSync, vfs.OpWrite, vfs.OpMkdir}
+	seq := []vfs.Op{vfs.OpTruncate, vfs.OpWrite, vfs.OpSyncDir, vfs.OpAllocate, vfs.OpWrite, vfs.OpMkdir} // one fs op each
 	for i, op := range seq {
 		err := ops[op](efs, f)
 		if i < n && err != nil {

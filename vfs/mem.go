@@ -315,9 +315,13 @@ func (f *memFile) SyncRange(off, n int64) error {
 	if f.closed {
 		return errClosedFile
 	}
-	end := min(off+n, int64(len(f.n.data)))
-	if off < 0 || off > end {
-		return fmt.Errorf("vfs: sync range [%d, %d) of %s out of bounds", off, off+n, f.name)
+	size := int64(len(f.n.data))
+	if off < 0 || n < 0 || off > size {
+		return fmt.Errorf("vfs: sync range [%d, +%d) of %s out of bounds", off, n, f.name)
+	}
+	end := size
+	if n < size-off { // not off+n < size, which overflows for a huge n
+		end = off + n
 	}
 	if int64(len(f.n.synced)) < end {
 		f.n.synced = grow(f.n.synced, int(end))

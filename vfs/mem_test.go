@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -388,5 +389,37 @@ func TestMemConcurrent(t *testing.T) {
 		if b, _ := contents(t, m, fmt.Sprintf("/d/f%d", w)); len(b) != 200 {
 			t.Fatalf("file %d has %d bytes", w, len(b))
 		}
+	}
+}
+
+func TestMemSyncRange(t *testing.T) {
+	m := newMem(t)
+	f, err := m.Create("/d/a")
+	must(t, err)
+	defer f.Close()
+	must(t, m.SyncDir("/d"))
+	_, err = f.WriteAt([]byte("0123456789"), 0)
+	must(t, err)
+	must(t, f.SyncRange(0, 4))
+	if b, _ := contents(t, m.CrashClone(), "/d/a"); string(b) != "0123" {
+		t.Fatalf("after SyncRange(0, 4): %q", b)
+	}
+	// A later range leaves the earlier one alone; a range past the end is
+	// clamped, even one whose end overflows.
+	_, err = f.WriteAt([]byte("ab"), 0)
+	must(t, err)
+	must(t, f.SyncRange(6, math.MaxInt64))
+	if b, _ := contents(t, m.CrashClone(), "/d/a"); string(b) != "0123\x00\x00"+"6789" {
+		t.Fatalf("after SyncRange(6, max): %q", b)
+	}
+	must(t, f.SyncRange(10, 0))
+	for _, r := range [][2]int64{{-1, 1}, {11, 1}, {0, -1}} {
+		if err := f.SyncRange(r[0], r[1]); err == nil {
+			t.Errorf("SyncRange(%d, %d) succeeded", r[0], r[1])
+		}
+	}
+	must(t, f.Sync())
+	if b, _ := contents(t, m.CrashClone(), "/d/a"); string(b) != "ab23456789" {
+		t.Fatalf("after Sync: %q", b)
 	}
 }

@@ -60,6 +60,7 @@ func TestOSMapAndSync(t *testing.T) {
 		t.Fatal("a second Map succeeded")
 	}
 	copy(mm[5000:], "mapped write")
+	must(t, f.SyncRange(5000, 12))
 	must(t, f.Sync())
 	// A write through the mapping is the file's contents.
 	got := make([]byte, 12)
