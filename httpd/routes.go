@@ -10,6 +10,10 @@ import (
 // handle routes a request with a flat switch on the path; no router, no
 // allocation.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if v := ctx.Request.Header.Peek(refusedHeader); len(v) > 0 {
+		s.refused(ctx, v)
+		return
+	}
 	path := ctx.Path() // URL-decoded and normalised by fasthttp
 	switch {
 	case bytes.HasPrefix(path, []byte("/tables/")):

@@ -36,10 +36,12 @@
 package httpd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,6 +194,7 @@ func New(cfg Config) (*Server, error) {
 	s.met = newServerMetrics(s)
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
+		HeaderReceived:               s.headerReceived,
 		ErrorHandler:                 s.errorHandler,
 		Name:                         "zombi",
 		Concurrency:                  cfg.MaxConnections,
@@ -218,6 +221,86 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopping.Store(true)
 	return s.srv.ShutdownWithContext(ctx)
+}
+
+// refusedHeader marks a request that headerReceived refused; its value is
+// "413 <content-length>" or "503 <reason>".
+const refusedHeader = "X-Zombi-Refused"
+
+// headerReceived runs admission control on a request's headers, before
+// fasthttp reads any of its body (in streaming mode fasthttp would
+// otherwise wait for the first min(Content-Length, 8 KiB) body bytes
+// before calling the handler). A refused request gets its Content-Length
+// set to 0, so nothing of the body is read, and a marker the handler
+// answers (413 or 503) with Connection: close. Nothing is reserved here:
+// the handler may never run (the client can vanish), so the budgets are
+// only checked; the handler charges them.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	h.Del(refusedHeader) // never trust one sent by a client
+	if !h.IsPost() {
+		return fasthttp.RequestConfig{}
+	}
+	cl := h.ContentLength()
+	switch {
+	case cl > s.cfg.MaxBodyBytes:
+		h.Set(refusedHeader, "413 "+strconv.Itoa(cl))
+	case cl > 0 && isTableWrite(h.RequestURI()):
+		switch {
+		case s.stopping.Load():
+			h.Set(refusedHeader, "503 stopping")
+		case s.adm.writes.Load() >= s.adm.maxWrites:
+			h.Set(refusedHeader, "503 writes")
+		case s.adm.bytes.Load()+int64(cl) > s.adm.maxBytes:
+			h.Set(refusedHeader, "503 bytes")
+		default:
+			return fasthttp.RequestConfig{}
+		}
+	default:
+		return fasthttp.RequestConfig{}
+	}
+	h.SetContentLength(0)
+	return fasthttp.RequestConfig{}
+}
+
+// isTableWrite reports whether a raw request URI is POST /tables/{t} or
+// /tables/{t}/bulk.
+func isTableWrite(uri []byte) bool {
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	rest, ok := bytes.CutPrefix(uri, []byte("/tables/"))
+	if !ok {
+		return false
+	}
+	i := bytes.IndexByte(rest, '/')
+	return i < 0 || string(rest[i:]) == "/bulk"
+}
+
+// refused answers a request headerReceived refused.
+func (s *Server) refused(ctx *fasthttp.RequestCtx, verdict []byte) {
+	ctx.SetConnectionClose() // the unread body is still on the wire
+	code, arg, _ := bytes.Cut(verdict, []byte(" "))
+	if string(code) == "413" {
+		s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge,
+			"Request body of "+string(arg)+" bytes exceeds the limit of "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes (ZOMBI_MAX_BODY_MB)")
+		return
+	}
+	switch string(arg) {
+	case "stopping":
+		s.overloaded(ctx, "Server is shutting down")
+	case "writes":
+		s.overloaded(ctx, msgTooManyWrites(s.adm.maxWrites))
+	default:
+		s.overloaded(ctx, msgTooManyBytes(s.adm.maxBytes))
+	}
+}
+
+func msgTooManyWrites(limit int64) string {
+	return "Too many concurrent writes (limit: " + strconv.FormatInt(limit, 10) + "; raise ZOMBI_MAX_INFLIGHT_WRITES)"
+}
+
+func msgTooManyBytes(limit int64) string {
+	return "Too many inflight bytes (limit: " + strconv.FormatInt(limit, 10) + " bytes; raise ZOMBI_MAX_INFLIGHT_BYTES_MB)"
 }
 
 // errorHandler answers requests fasthttp could not read, in the JSON error

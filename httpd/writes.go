@@ -65,13 +65,13 @@ func (s *Server) admitWrite(ctx *fasthttp.RequestCtx) (reserved int64, ok bool) 
 		return 0, false
 	}
 	if !s.adm.acquireWrite() {
-		s.overloaded(ctx, "Too many concurrent writes (limit: "+strconv.FormatInt(s.adm.maxWrites, 10)+"; raise ZOMBI_MAX_INFLIGHT_WRITES)")
+		s.overloaded(ctx, msgTooManyWrites(s.adm.maxWrites))
 		return 0, false
 	}
 	if cl > 0 {
 		if !s.adm.reserveBytes(int64(cl)) {
 			s.adm.releaseWrite()
-			s.overloaded(ctx, "Too many inflight bytes (limit: "+strconv.FormatInt(s.adm.maxBytes, 10)+" bytes; raise ZOMBI_MAX_INFLIGHT_BYTES_MB)")
+			s.overloaded(ctx, msgTooManyBytes(s.adm.maxBytes))
 			return 0, false
 		}
 		reserved = int64(cl)
@@ -161,7 +161,7 @@ func (s *Server) bodyError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.SetConnectionClose()
 		s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large")
 	case errors.Is(err, errBodyBudget):
-		s.overloaded(ctx, "Too many inflight bytes (limit: "+strconv.FormatInt(s.adm.maxBytes, 10)+" bytes; raise ZOMBI_MAX_INFLIGHT_BYTES_MB)")
+		s.overloaded(ctx, msgTooManyBytes(s.adm.maxBytes))
 	case errors.As(err, &netErr) && netErr.Timeout():
 		ctx.SetConnectionClose()
 		s.writeError(ctx, fasthttp.StatusRequestTimeout, codeTimeout, "Timed out reading the request body")
