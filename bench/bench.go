@@ -199,3 +199,54 @@ func dirBytes(dir string) int64 {
 	})
 	return n
 }
+
+// SyncLatency writes n successive 4 KiB blocks into a new 64 MiB file
+// under parent, each followed by fdatasync(2), and returns the median and
+// 99th percentile of the write+sync time. The file is reserved with
+// fallocate(2) (unwritten extents, as segment.Create does: each sync must
+// also commit the extent conversion to the journal) or, with zeroFill,
+// written with zeros and synced first (as a recycled segment would be).
+func SyncLatency(parent string, zeroFill bool, n int) (p50, p99 time.Duration, err error) {
+	dir, err := runDir(parent, "synclat")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer removeAll(dir)
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	const size = 64 << 20
+	fd := int(f.Fd())
+	if zeroFill {
+		z := make([]byte, 1<<20)
+		for off := 0; off < size; off += len(z) {
+			if _, err := f.WriteAt(z, int64(off)); err != nil {
+				return 0, 0, err
+			}
+		}
+	} else if err := unix.Fallocate(fd, 0, 0, size); err != nil {
+		return 0, 0, err
+	}
+	if err := unix.Fdatasync(fd); err != nil {
+		return 0, 0, err
+	}
+	buf := make([]byte, 4096)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	lat := make([]float64, 0, n)
+	for i := 0; i < n && (i+1)*len(buf) <= size; i++ {
+		t := time.Now()
+		if _, err := f.WriteAt(buf, int64(i*len(buf))); err != nil {
+			return 0, 0, err
+		}
+		if err := unix.Fdatasync(fd); err != nil {
+			return 0, 0, err
+		}
+		lat = append(lat, float64(time.Since(t)))
+	}
+	sort.Float64s(lat)
+	return time.Duration(Median(lat)), time.Duration(lat[len(lat)*99/100]), nil
+}
