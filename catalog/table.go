@@ -1,0 +1,345 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+)
+
+// Mark is one partition's committed position.
+type Mark struct {
+	// Flushed is the last offset committed to the table
+	// (zombi.watermark.<p>); 0 when nothing was.
+	Flushed uint64
+	// High is the engine's high watermark when Flushed was committed
+	// (zombi.high_watermark.<p>).
+	High uint64
+}
+
+// Watermarks maps partitions to their committed marks.
+type Watermarks map[uint32]Mark
+
+// Range is one partition's part of a commit: the offsets From..To, which
+// must follow the committed watermark (From-1) and become the new one.
+type Range struct {
+	Partition uint32
+	From, To  uint64
+	// High is the engine's high watermark, recorded beside To.
+	High uint64
+}
+
+// DataFile is a Parquet data file written by flush/, with the statistics
+// committed to the manifest. All rows share one (event_date, event_hour).
+type DataFile struct {
+	Path      string // full location: file:///… or s3://bucket/…
+	SizeBytes int64
+	Records   int64
+	EventDate int32 // days since 1970-01-01 (UTC)
+	EventHour int32 // 0..23 (UTC)
+	Partition uint32
+	Topic     string
+	MinSeq    uint64
+	MaxSeq    uint64
+	MinTs     int64
+	MaxTs     int64
+	// NullKeys counts rows without an idempotency key.
+	NullKeys int64
+	// ColumnSizes are the compressed bytes per field ID; optional.
+	ColumnSizes map[int]int64
+}
+
+// CommitResult describes a successful Commit.
+type CommitResult struct {
+	SnapshotID       int64
+	MetadataLocation string
+	// Already is set when the table already held every range (an earlier
+	// attempt whose outcome was unknown had succeeded): nothing new was
+	// committed.
+	Already  bool
+	Attempts int
+}
+
+// Table is one event table. Commit is serialised per Table.
+type Table struct {
+	c     *Catalog
+	name  string
+	ident table.Identifier
+
+	mu  sync.Mutex // the committer lock; guards tbl
+	tbl *table.Table
+}
+
+// Name returns the table name.
+func (t *Table) Name() string { return t.name }
+
+// Iceberg returns the last loaded iceberg-go table (for scans and views).
+func (t *Table) Iceberg() *table.Table {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tbl
+}
+
+// Location returns the table location, under which data files go.
+func (t *Table) Location() string { return t.Iceberg().Location() }
+
+// MetadataLocation returns the location of the current metadata file, as
+// last loaded or committed by this process.
+func (t *Table) MetadataLocation() string { return t.Iceberg().MetadataLocation() }
+
+// Refresh reloads the table from the catalog.
+func (t *Table) Refresh(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refreshLocked(ctx)
+}
+
+// Lock should be held.
+func (t *Table) refreshLocked(ctx context.Context) error {
+	tbl, err := t.c.cat.LoadTable(ctx, t.ident)
+	if err != nil {
+		return fmt.Errorf("catalog: load table %s: %w", t.name, err)
+	}
+	t.tbl = tbl
+	return nil
+}
+
+// Watermarks reloads the table and returns the committed marks of its
+// current snapshot.
+func (t *Table) Watermarks(ctx context.Context) (Watermarks, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.refreshLocked(ctx); err != nil {
+		return nil, err
+	}
+	return SnapshotWatermarks(t.tbl.CurrentSnapshot())
+}
+
+// SnapshotWatermarks parses the zombi.* watermark properties of a
+// snapshot summary. A nil snapshot (an empty table) has none.
+func SnapshotWatermarks(s *table.Snapshot) (Watermarks, error) {
+	w := Watermarks{}
+	if s == nil || s.Summary == nil {
+		return w, nil
+	}
+	for k, v := range s.Summary.Properties {
+		var high bool
+		var ps string
+		switch {
+		case strings.HasPrefix(k, WatermarkPrefix):
+			ps = k[len(WatermarkPrefix):]
+		case strings.HasPrefix(k, HighWatermarkPrefix):
+			ps, high = k[len(HighWatermarkPrefix):], true
+		default:
+			continue
+		}
+		p, err := strconv.ParseUint(ps, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: snapshot %d: bad watermark key %q", s.SnapshotID, k)
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: snapshot %d: bad watermark %s=%q", s.SnapshotID, k, v)
+		}
+		m := w[uint32(p)]
+		if high {
+			m.High = n
+		} else {
+			m.Flushed = n
+		}
+		w[uint32(p)] = m
+	}
+	return w, nil
+}
+
+// summaryProps returns the snapshot properties of a commit: every mark of
+// w (already merged with the new ranges).
+func summaryProps(w Watermarks) iceberg.Properties {
+	props := make(iceberg.Properties, 2*len(w))
+	for p, m := range w {
+		ps := strconv.FormatUint(uint64(p), 10)
+		props[WatermarkPrefix+ps] = strconv.FormatUint(m.Flushed, 10)
+		props[HighWatermarkPrefix+ps] = strconv.FormatUint(m.High, 10)
+	}
+	return props
+}
+
+// Commit adds files to the table in one snapshot whose summary advances
+// the watermark of every range's partition to its To (and carries the
+// other partitions forward).
+//
+// Before every attempt it reloads the table and checks each range against
+// the committed watermark: when every partition is already at or beyond
+// To, the commit had already succeeded (CommitResult.Already); when one is
+// neither From-1 nor at/beyond To, it returns ErrConflict and commits
+// nothing. Any failed attempt (table.ErrCommitFailed, the SQL catalog's
+// "requirement failed: branch main has changed", a lost connection) is
+// retried with backoff up to Options.CommitAttempts, so a range is never
+// committed twice and never skipped.
+func (t *Table) Commit(ctx context.Context, ranges []Range, files []DataFile) (CommitResult, error) {
+	if len(ranges) == 0 {
+		return CommitResult{}, errors.New("catalog: commit without ranges")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o := &t.c.opts
+	var lastErr error
+	for attempt := 1; attempt <= o.CommitAttempts; attempt++ {
+		if attempt > 1 {
+			if err := sleepCtx(ctx, backoff(attempt-1, o.RetryInitial, o.RetryMax)); err != nil {
+				return CommitResult{}, errors.Join(lastErr, err)
+			}
+			if err := t.refreshLocked(ctx); err != nil {
+				lastErr = err
+				o.Logger.Warn("iceberg commit: reload failed", "table", t.name, "attempt", attempt, "err", err)
+				continue
+			}
+		}
+		res, retry, err := t.commitOnceLocked(ctx, ranges, files)
+		res.Attempts = attempt
+		if err == nil || !retry {
+			return res, err
+		}
+		lastErr = err
+		o.Logger.Warn("iceberg commit failed; retrying", "table", t.name, "attempt", attempt, "err", err)
+	}
+	return CommitResult{}, fmt.Errorf("catalog: commit to %s: %d attempts failed: %w", t.name, o.CommitAttempts, lastErr)
+}
+
+// commitOnceLocked makes one attempt against t.tbl as loaded. retry says
+// whether a failure is worth another attempt after a reload.
+//
+// Lock should be held.
+func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []DataFile) (res CommitResult, retry bool, err error) {
+	cur := t.tbl.CurrentSnapshot()
+	w, err := SnapshotWatermarks(cur)
+	if err != nil {
+		return res, false, err
+	}
+	done := 0
+	for _, r := range ranges {
+		if r.From == 0 || r.To < r.From {
+			return res, false, fmt.Errorf("catalog: bad range %d..%d of partition %d", r.From, r.To, r.Partition)
+		}
+		switch m := w[r.Partition]; {
+		case m.Flushed >= r.To:
+			done++
+		case m.Flushed != r.From-1:
+			return res, false, fmt.Errorf("%w: table %s partition %d: committed watermark %d, commit of %d..%d",
+				ErrConflict, t.name, r.Partition, m.Flushed, r.From, r.To)
+		}
+	}
+	if done == len(ranges) {
+		res.Already = true
+		res.MetadataLocation = t.tbl.MetadataLocation()
+		if cur != nil {
+			res.SnapshotID = cur.SnapshotID
+		}
+		return res, false, nil
+	}
+	if done != 0 {
+		return res, false, fmt.Errorf("%w: table %s: only some partitions of the commit are already committed", ErrConflict, t.name)
+	}
+	for _, r := range ranges {
+		w[r.Partition] = Mark{Flushed: r.To, High: max(r.High, r.To)}
+	}
+	dfs, err := t.dataFilesLocked(files)
+	if err != nil {
+		return res, false, err
+	}
+	tx := t.tbl.NewTransaction()
+	if err := tx.AddDataFiles(ctx, dfs, summaryProps(w), table.WithoutDuplicateCheck()); err != nil {
+		// Nothing was sent to the catalog; a failure to write manifests
+		// (object store down) is worth retrying.
+		return res, true, fmt.Errorf("catalog: stage commit: %w", err)
+	}
+	tbl, err := tx.Commit(ctx)
+	if err != nil {
+		// ErrCommitFailed, the SQL catalog's plain "requirement failed:
+		// branch "main" has changed", or an unknown outcome: all are
+		// settled by reloading and checking the watermark again.
+		return res, true, err
+	}
+	t.tbl = tbl
+	res.MetadataLocation = tbl.MetadataLocation()
+	if s := tbl.CurrentSnapshot(); s != nil {
+		res.SnapshotID = s.SnapshotID
+	}
+	return res, false, nil
+}
+
+// dataFilesLocked converts files to iceberg-go data files with the
+// partition values and column statistics of the table's spec.
+//
+// Lock should be held.
+func (t *Table) dataFilesLocked(files []DataFile) ([]iceberg.DataFile, error) {
+	spec := t.tbl.Spec()
+	sortID := t.tbl.SortOrder().OrderID()
+	out := make([]iceberg.DataFile, 0, len(files))
+	for i := range files {
+		f := &files[i]
+		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, f.Path, iceberg.ParquetFile,
+			map[int]any{PartitionFieldEventDate: iceberg.Date(f.EventDate), PartitionFieldEventHour: f.EventHour},
+			map[int]string{PartitionFieldEventDate: "date"}, nil, f.Records, f.SizeBytes)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: data file %s: %w", f.Path, err)
+		}
+		lower, upper, err := bounds(f)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: data file %s: %w", f.Path, err)
+		}
+		counts := make(map[int]int64, 8)
+		for id := FieldSequence; id <= FieldEventHour; id++ {
+			counts[id] = f.Records
+		}
+		nulls := make(map[int]int64, 8)
+		for id := FieldSequence; id <= FieldEventHour; id++ {
+			nulls[id] = 0
+		}
+		nulls[FieldIdempotencyKey] = f.NullKeys
+		b.LowerBoundValues(lower).UpperBoundValues(upper).ValueCounts(counts).NullValueCounts(nulls)
+		if len(f.ColumnSizes) > 0 {
+			b.ColumnSizes(f.ColumnSizes)
+		}
+		if sortID != 0 {
+			b.SortOrderID(sortID)
+		}
+		out = append(out, b.Build())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FilePath() < out[j].FilePath() })
+	return out, nil
+}
+
+// bounds returns the Iceberg single-value encodings of the lower and upper
+// bounds of the columns whose range flush knows.
+func bounds(f *DataFile) (lower, upper map[int][]byte, err error) {
+	lower, upper = make(map[int][]byte, 6), make(map[int][]byte, 6)
+	put := func(id int, lo, hi iceberg.Literal) {
+		if err != nil {
+			return
+		}
+		var l, h []byte
+		if l, err = lo.MarshalBinary(); err != nil {
+			return
+		}
+		if h, err = hi.MarshalBinary(); err != nil {
+			return
+		}
+		lower[id], upper[id] = l, h
+	}
+	put(FieldSequence, iceberg.NewLiteral(int64(f.MinSeq)), iceberg.NewLiteral(int64(f.MaxSeq)))
+	put(FieldTimestampMs, iceberg.NewLiteral(f.MinTs), iceberg.NewLiteral(f.MaxTs))
+	put(FieldPartition, iceberg.NewLiteral(int32(f.Partition)), iceberg.NewLiteral(int32(f.Partition)))
+	put(FieldEventDate, iceberg.NewLiteral(iceberg.Date(f.EventDate)), iceberg.NewLiteral(iceberg.Date(f.EventDate)))
+	put(FieldEventHour, iceberg.NewLiteral(f.EventHour), iceberg.NewLiteral(f.EventHour))
+	if f.Topic != "" && len(f.Topic) <= 16 {
+		put(FieldTopic, iceberg.NewLiteral(f.Topic), iceberg.NewLiteral(f.Topic))
+	}
+	return lower, upper, err
+}

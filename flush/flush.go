@@ -1,0 +1,724 @@
+// Package flush moves sealed hot-tier segments to the cold tier: it reads
+// them from the engine, encodes Parquet (ZSTD, Iceberg field IDs, one file
+// per partition and event hour, rows sorted by timestamp_ms, sequence),
+// streams the files to the object store, commits them to the Iceberg table
+// through catalog with the new watermarks, and only then tells the engine
+// what is flushed so that it may delete the segments.
+//
+// # Exactly once
+//
+// The table's snapshot summary is the authority on what is committed
+// (catalog package comment). Before flushing a partition the flusher
+// takes its committed watermark C and, when the engine's flushed
+// watermark is behind (the process died between commit and MarkFlushed),
+// moves the engine up to C. It always flushes from C+1, checks that the
+// offsets it reads are contiguous (ErrGap otherwise), and commits the
+// range C+1..T as one unit that catalog.Table.Commit refuses to apply
+// twice. Files uploaded for a commit that never happened are orphans:
+// readers never see them, and their deterministic names
+// (<partition>-<from>-<to>-<n>.parquet) are overwritten when the same
+// range is flushed again.
+//
+// # Locking
+//
+// Flusher.mu guards the table map. tableState.mu serialises the flushes
+// of one table (the background loop and FlushTable) and guards the
+// state's fields. Flusher.enc guards the Parquet writer. Lock order:
+// tableState.mu → Flusher.enc.
+package flush
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/engine"
+)
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("flush: closed")
+
+// Options configures a Flusher. A zero value means "use the default".
+type Options struct {
+	// Engine is the hot tier. Required.
+	Engine *engine.Engine
+	// Catalog commits the files. Required.
+	Catalog *catalog.Catalog
+	// Store receives the data files. Default LocalStore (file://).
+	Store Store
+	// Interval is how often the active segments are sealed and flushed
+	// (ZOMBI_FLUSH_INTERVAL_SECS), so data reaches Iceberg within about
+	// Interval + PollInterval + the flush time. Default 30 s.
+	Interval time.Duration
+	// PollInterval is how often sealed (full) segments are looked for.
+	// Default 1 s.
+	PollInterval time.Duration
+	// TargetFileBytes bounds the raw bytes per data file
+	// (ZOMBI_TARGET_FILE_SIZE_MB); the Parquet file is smaller. Default
+	// 128 MiB.
+	TargetFileBytes int64
+	// BatchBytes bounds the raw bytes of one partition read into memory
+	// at a time: the flusher's memory is about 1.7 × BatchBytes plus the
+	// upload buffers. Default 32 MiB.
+	BatchBytes int64
+	// HotMaxBytes is the hot-tier budget (ZOMBI_HOT_MAX_GB): OverBudget
+	// reports true beyond it. Default 0: no budget (see
+	// DefaultHotMaxBytes).
+	HotMaxBytes int64
+	// UploadAttempts bounds the attempts to write one data file
+	// (ZOMBI_S3_MAX_RETRIES + 1). Default 6.
+	UploadAttempts int
+	// RetryInitial and RetryMax bound the backoff between upload attempts
+	// and between failed background flushes (ZOMBI_S3_RETRY_INITIAL_MS,
+	// ZOMBI_S3_RETRY_MAX_MS). Defaults 200 ms and 10 s.
+	RetryInitial, RetryMax time.Duration
+	// ZstdLevel is the compression level. Default zstd.SpeedFastest.
+	ZstdLevel zstd.Level
+	// OnFlush, when set, is called after every commit (for metrics).
+	OnFlush func(Result)
+	// Logger receives flush reports. Default slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.Store == nil {
+		o.Store = LocalStore{}
+	}
+	if o.Interval == 0 {
+		o.Interval = 30 * time.Second
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Second
+	}
+	if o.TargetFileBytes == 0 {
+		o.TargetFileBytes = 128 << 20
+	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = 32 << 20
+	}
+	if o.UploadAttempts == 0 {
+		o.UploadAttempts = 6
+	}
+	if o.RetryInitial == 0 {
+		o.RetryInitial = 200 * time.Millisecond
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 10 * time.Second
+	}
+	if o.ZstdLevel == 0 {
+		o.ZstdLevel = zstd.SpeedFastest
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Validate reports every problem with the options at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Engine == nil {
+		errs = append(errs, errors.New("flush: engine is required"))
+	}
+	if o.Catalog == nil {
+		errs = append(errs, errors.New("flush: catalog is required"))
+	}
+	if o.Interval < 100*time.Millisecond || o.PollInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("flush: interval %v / poll %v too short", o.Interval, o.PollInterval))
+	}
+	if o.TargetFileBytes < 1<<20 || o.BatchBytes < 1<<20 {
+		errs = append(errs, errors.New("flush: target file size and batch size must be at least 1 MiB"))
+	}
+	if o.HotMaxBytes < 0 || o.UploadAttempts < 1 || o.RetryInitial <= 0 || o.RetryMax < o.RetryInitial {
+		errs = append(errs, errors.New("flush: budget, attempts and retry delays must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Flusher flushes every table of an engine. All methods are safe for
+// concurrent use.
+type Flusher struct {
+	opts Options
+	e    *engine.Engine
+	cat  *catalog.Catalog
+
+	mu     sync.Mutex // guards tables
+	tables map[string]*tableState
+
+	enc struct { // the Parquet encoder, one file at a time
+		sync.Mutex
+		w *parquetWriter
+	}
+
+	hotBytes atomic.Int64
+	stats    counters
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	start  sync.Once
+	closed atomic.Bool
+	wg     sync.WaitGroup // the background loop
+}
+
+// tableState is the flusher's view of one table.
+type tableState struct {
+	name string
+
+	mu sync.Mutex // serialises flushes of the table; guards the fields below
+	// tbl is the catalog table; nil until first used.
+	tbl *catalog.Table
+	// committed is the table's committed watermarks; nil when it must be
+	// reloaded (at start and after any failure).
+	committed catalog.Watermarks
+	batch     batch
+	lastSeal  time.Time
+	failures  int
+	retryAt   time.Time
+	lastErr   error
+}
+
+type counters struct {
+	flushes, events, rawBytes, fileBytes, files, snapshots atomic.Int64
+	uploadErrors, commitErrors, gapErrors                  atomic.Int64
+}
+
+// New returns a Flusher; Start begins background flushing.
+func New(opts Options) (*Flusher, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	f := &Flusher{opts: opts, e: opts.Engine, cat: opts.Catalog, tables: make(map[string]*tableState)}
+	f.enc.w = newParquetWriter(opts.ZstdLevel)
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	f.hotBytes.Store(f.e.Stats().HotBytes)
+	return f, nil
+}
+
+// Start starts the background loop: every PollInterval it flushes the
+// tables that have sealed segments, and every Interval it seals the
+// active segments first. It first reconciles each table's committed
+// watermark with the engine.
+func (f *Flusher) Start() {
+	f.start.Do(func() {
+		f.wg.Add(1)
+		go f.loop()
+	})
+}
+
+// Close stops the background loop, cancelling a flush in progress (its
+// range is flushed again after the restart, exactly once).
+func (f *Flusher) Close() error {
+	if !f.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	f.cancel()
+	f.wg.Wait()
+	return nil
+}
+
+func (f *Flusher) state(name string) *tableState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ts := f.tables[name]
+	if ts == nil {
+		ts = &tableState{name: name, lastSeal: f.opts.Now()}
+		f.tables[name] = ts
+	}
+	return ts
+}
+
+func (f *Flusher) loop() {
+	defer f.wg.Done()
+	t := time.NewTicker(f.opts.PollInterval)
+	defer t.Stop()
+	for {
+		f.refreshHot()
+		now := f.opts.Now()
+		for _, name := range f.e.Tables() {
+			if f.ctx.Err() != nil {
+				return
+			}
+			ts := f.state(name)
+			ts.mu.Lock()
+			if now.Before(ts.retryAt) {
+				ts.mu.Unlock()
+				continue
+			}
+			seal := now.Sub(ts.lastSeal) >= f.opts.Interval
+			_, err := f.flushLocked(f.ctx, ts, seal)
+			if err != nil && f.ctx.Err() == nil {
+				ts.failures++
+				d := backoff(ts.failures, f.opts.RetryInitial, f.opts.RetryMax)
+				ts.retryAt = now.Add(d)
+				f.opts.Logger.Error("flush failed", "table", name, "failures", ts.failures, "retry_in", d, "err", err)
+			}
+			ts.mu.Unlock()
+		}
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Result describes one flush of a table.
+type Result struct {
+	Table string
+	// Partitions lists the ranges committed, by partition.
+	Partitions []PartitionResult
+	Events     int64
+	Files      int
+	RawBytes   int64 // bytes of the events read
+	FileBytes  int64 // bytes of Parquet written
+	Commits    int
+	// SnapshotID and MetadataLocation are those of the last commit, or of
+	// the current table when nothing was committed.
+	SnapshotID       int64
+	MetadataLocation string
+	Duration         time.Duration
+}
+
+// PartitionResult is one partition's part of a Result.
+type PartitionResult struct {
+	Partition uint32
+	From, To  uint64 // offsets committed, inclusive
+	Events    int64
+	Files     int
+}
+
+// FlushTable seals the active segments of table, flushes everything not
+// yet committed and commits it: what POST /tables/{t}/flush does. It
+// returns once the data is committed and the engine's flushed watermark
+// is saved. An unknown table yields an empty Result.
+func (f *Flusher) FlushTable(ctx context.Context, table string) (Result, error) {
+	if f.closed.Load() {
+		return Result{}, ErrClosed
+	}
+	if !engine.ValidTableName(table) {
+		return Result{}, engine.ErrInvalidTable
+	}
+	ts := f.state(table)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	res, err := f.flushLocked(ctx, ts, true)
+	if err == nil {
+		ts.failures, ts.retryAt = 0, time.Time{}
+	}
+	return res, err
+}
+
+// FlushAll flushes every table as FlushTable does (for shutdown and
+// tests) and returns the first error.
+func (f *Flusher) FlushAll(ctx context.Context) error {
+	var errs []error
+	for _, name := range f.e.Tables() {
+		if _, err := f.FlushTable(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// maxRounds bounds the commits of one flush call (each commits at most
+// BatchBytes per partition); the rest waits for the next call.
+const maxRounds = 64
+
+// flushLocked seals (when seal is set) and flushes ts in rounds of one
+// commit each until no sealed data is left.
+//
+// ts.mu should be held.
+func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (Result, error) {
+	start := time.Now()
+	res := Result{Table: ts.name}
+	if err := f.prepareLocked(ctx, ts); err != nil {
+		ts.lastErr = err
+		return res, err
+	}
+	if seal {
+		if err := f.sealAll(ts.name); err != nil {
+			return res, err
+		}
+		ts.lastSeal = f.opts.Now()
+	}
+	for round := 0; round < maxRounds; round++ {
+		n, err := f.roundLocked(ctx, ts, &res)
+		if err != nil {
+			ts.committed = nil // reload before trusting it again
+			ts.lastErr = err
+			res.Duration = time.Since(start)
+			return res, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if res.Commits == 0 {
+		res.MetadataLocation = ts.tbl.MetadataLocation()
+	}
+	res.Duration = time.Since(start)
+	ts.failures, ts.lastErr = 0, nil
+	f.refreshHot()
+	return res, nil
+}
+
+// prepareLocked opens the catalog table and, when needed, loads the
+// committed watermarks and moves the engine's flushed watermark up to
+// them (the crash between commit and MarkFlushed).
+//
+// ts.mu should be held.
+func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
+	if ts.tbl == nil {
+		tbl, err := f.cat.Table(ctx, ts.name)
+		if err != nil {
+			return err
+		}
+		ts.tbl = tbl
+	}
+	if ts.committed != nil {
+		return nil
+	}
+	w, err := ts.tbl.Watermarks(ctx)
+	if err != nil {
+		return err
+	}
+	for _, pi := range f.e.Partitions(ts.name) {
+		m, ok := w[pi.Partition]
+		if !ok || m.Flushed <= pi.Flushed {
+			continue
+		}
+		if m.Flushed > pi.High {
+			f.stats.gapErrors.Add(1)
+			return fmt.Errorf("flush: table %s partition %d: committed watermark %d is beyond the hot tier's high watermark %d (was the data dir replaced?)",
+				ts.name, pi.Partition, m.Flushed, pi.High)
+		}
+		f.opts.Logger.Info("catching up the flushed watermark with the table", "table", ts.name,
+			"partition", pi.Partition, "engine", pi.Flushed, "committed", m.Flushed)
+		if err := f.e.MarkFlushed(ts.name, pi.Partition, m.Flushed); err != nil {
+			return fmt.Errorf("flush: table %s partition %d: %w", ts.name, pi.Partition, err)
+		}
+	}
+	ts.committed = w
+	return nil
+}
+
+// sealAll seals the active segment of every partition that holds
+// records not yet sealed.
+func (f *Flusher) sealAll(table string) error {
+	for _, pi := range f.e.Partitions(table) {
+		if pi.High <= pi.Flushed || pi.Failed != nil {
+			continue
+		}
+		segs, err := f.e.Segments(table, pi.Partition)
+		if err != nil {
+			return err
+		}
+		if n := len(segs); n > 0 && !segs[n-1].Sealed && segs[n-1].Last >= segs[n-1].First {
+			if err := f.e.Seal(table, pi.Partition); err != nil {
+				return fmt.Errorf("flush: seal %s/%d: %w", table, pi.Partition, err)
+			}
+		}
+	}
+	return nil
+}
+
+// sealedEnd returns the last offset of the sealed segments that follow
+// from without an unsealed one in between, or from-1 when there is none.
+func (f *Flusher) sealedEnd(table string, p uint32, from uint64) (uint64, error) {
+	segs, err := f.e.Segments(table, p)
+	if err != nil {
+		return 0, err
+	}
+	end := from - 1
+	for _, s := range segs {
+		if s.Last < s.First || s.Last < from {
+			continue
+		}
+		if !s.Sealed {
+			break
+		}
+		end = s.Last
+	}
+	return end, nil
+}
+
+// roundLocked flushes at most BatchBytes of every partition and commits
+// them together. It returns the number of partitions committed.
+//
+// ts.mu should be held.
+func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) (int, error) {
+	var ranges []catalog.Range
+	var files []catalog.DataFile
+	var prs []PartitionResult
+	var raw int64
+	for _, pi := range f.e.Partitions(ts.name) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		from := ts.committed[pi.Partition].Flushed + 1
+		end, err := f.sealedEnd(ts.name, pi.Partition, from)
+		if err != nil {
+			return 0, err
+		}
+		if end < from {
+			continue
+		}
+		b := &ts.batch
+		b.reset()
+		to, err := collect(f.e, ts.name, pi.Partition, from, end, f.opts.BatchBytes, b)
+		if err != nil {
+			if errors.Is(err, ErrGap) {
+				f.stats.gapErrors.Add(1)
+			}
+			return 0, err
+		}
+		dfs, err := f.writeFiles(ctx, ts, pi.Partition, from, to, b.rows)
+		if err != nil {
+			return 0, err
+		}
+		ranges = append(ranges, catalog.Range{Partition: pi.Partition, From: from, To: to, High: pi.High})
+		files = append(files, dfs...)
+		prs = append(prs, PartitionResult{Partition: pi.Partition, From: from, To: to, Events: int64(len(b.rows)), Files: len(dfs)})
+		raw += b.bytes
+	}
+	ts.batch.reset()
+	if len(ranges) == 0 {
+		return 0, nil
+	}
+	cr, err := ts.tbl.Commit(ctx, ranges, files)
+	if err != nil {
+		f.stats.commitErrors.Add(1)
+		return 0, err
+	}
+	for _, r := range ranges {
+		ts.committed[r.Partition] = catalog.Mark{Flushed: r.To, High: max(r.High, r.To)}
+	}
+	var events, fileBytes int64
+	for _, pr := range prs {
+		events += pr.Events
+	}
+	for _, df := range files {
+		fileBytes += df.SizeBytes
+	}
+	if !cr.Already {
+		f.stats.snapshots.Add(1)
+	}
+	f.stats.flushes.Add(1)
+	f.stats.events.Add(events)
+	f.stats.rawBytes.Add(raw)
+	f.stats.fileBytes.Add(fileBytes)
+	f.stats.files.Add(int64(len(files)))
+	res.Partitions = append(res.Partitions, prs...)
+	res.Events += events
+	res.Files += len(files)
+	res.RawBytes += raw
+	res.FileBytes += fileBytes
+	res.Commits++
+	res.SnapshotID, res.MetadataLocation = cr.SnapshotID, cr.MetadataLocation
+	// The commit is durable in the table; now let the engine delete. A
+	// failure here is repaired by prepareLocked after the restart.
+	var errs []error
+	for _, r := range ranges {
+		if err := f.e.MarkFlushed(ts.name, r.Partition, r.To); err != nil {
+			errs = append(errs, fmt.Errorf("flush: mark %s/%d flushed to %d: %w", ts.name, r.Partition, r.To, err))
+		}
+	}
+	if f.opts.OnFlush != nil {
+		f.opts.OnFlush(*res)
+	}
+	return len(ranges), errors.Join(errs...)
+}
+
+// writeFiles sorts rows, splits them into data files and writes each one,
+// retrying a failed write with backoff.
+func (f *Flusher) writeFiles(ctx context.Context, ts *tableState, p uint32, from, to uint64, rows []row) ([]catalog.DataFile, error) {
+	sortRows(rows)
+	spans := split(rows, f.opts.TargetFileBytes)
+	base := ts.tbl.Location()
+	out := make([]catalog.DataFile, 0, len(spans))
+	for i := range spans {
+		s := &spans[i]
+		s.df.Path = dataFilePath(base, s.df.EventDate, s.df.EventHour, p, from, to, i)
+		n, err := f.writeFile(ctx, s.df.Path, s.rows)
+		if err != nil {
+			return nil, err
+		}
+		s.df.SizeBytes = n
+		out = append(out, s.df)
+	}
+	return out, nil
+}
+
+func (f *Flusher) writeFile(ctx context.Context, path string, rows []row) (int64, error) {
+	var err error
+	for attempt := 1; attempt <= f.opts.UploadAttempts; attempt++ {
+		if attempt > 1 {
+			if serr := sleepCtx(ctx, backoff(attempt-1, f.opts.RetryInitial, f.opts.RetryMax)); serr != nil {
+				return 0, errors.Join(err, serr)
+			}
+		}
+		var n int64
+		if n, err = f.writeOnce(ctx, path, rows); err == nil {
+			return n, nil
+		}
+		f.stats.uploadErrors.Add(1)
+		f.opts.Logger.Warn("write data file failed", "path", path, "attempt", attempt, "err", err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, fmt.Errorf("flush: write %s: %w", path, err)
+}
+
+func (f *Flusher) writeOnce(ctx context.Context, path string, rows []row) (int64, error) {
+	obj, err := f.opts.Store.Create(ctx, path)
+	if err != nil {
+		return 0, err
+	}
+	cw := &countWriter{w: obj}
+	f.enc.Lock()
+	err = f.enc.w.encode(cw, rows)
+	f.enc.Unlock()
+	if err != nil {
+		obj.Abort()
+		return 0, err
+	}
+	if err := obj.Close(); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+type countWriter struct {
+	w interface{ Write([]byte) (int, error) }
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// dataFilePath names a data file under the table location, Hive-style by
+// partition value. The name is a function of the committed range, so a
+// re-flush of the same range overwrites its own orphans.
+func dataFilePath(base string, date, hour int32, p uint32, from, to uint64, n int) string {
+	day := time.Unix(int64(date)*86400, 0).UTC().Format("2006-01-02")
+	name := fmt.Sprintf("%d-%020d-%020d-%d.parquet", p, from, to, n)
+	u, err := url.JoinPath(base, "data", "event_date="+day, "event_hour="+strconv.Itoa(int(hour)), name)
+	if err != nil { // base came from the catalog; cannot happen for file:// and s3://
+		return base + "/data/event_date=" + day + "/event_hour=" + strconv.Itoa(int(hour)) + "/" + name
+	}
+	return u
+}
+
+// Stats is a snapshot of the flusher's counters.
+type Stats struct {
+	Flushes      int64 // commits made
+	Events       int64 // events committed
+	RawBytes     int64 // bytes of events committed
+	FileBytes    int64 // bytes of Parquet committed
+	Files        int64 // data files committed
+	Snapshots    int64 // Iceberg snapshots created
+	UploadErrors int64 // failed data-file writes (each retried)
+	CommitErrors int64 // commits that failed after their retries
+	GapErrors    int64
+	HotBytes     int64
+	HotMaxBytes  int64
+}
+
+// Stats returns the flusher's counters.
+func (f *Flusher) Stats() Stats {
+	c := &f.stats
+	return Stats{
+		Flushes: c.flushes.Load(), Events: c.events.Load(), RawBytes: c.rawBytes.Load(),
+		FileBytes: c.fileBytes.Load(), Files: c.files.Load(), Snapshots: c.snapshots.Load(),
+		UploadErrors: c.uploadErrors.Load(), CommitErrors: c.commitErrors.Load(), GapErrors: c.gapErrors.Load(),
+		HotBytes: f.hotBytes.Load(), HotMaxBytes: f.opts.HotMaxBytes,
+	}
+}
+
+func (f *Flusher) refreshHot() { f.hotBytes.Store(f.e.Stats().HotBytes) }
+
+// OverBudget reports whether the hot tier holds more than HotMaxBytes
+// (as of the last poll, at most PollInterval old): httpd answers writes
+// with 503 while it does. Always false without a budget.
+func (f *Flusher) OverBudget() bool {
+	return f.opts.HotMaxBytes > 0 && f.hotBytes.Load() > f.opts.HotMaxBytes
+}
+
+// Table returns the catalog table of name, creating it on first use (for
+// GET /tables/{t}/metadata).
+func (f *Flusher) Table(ctx context.Context, name string) (*catalog.Table, error) {
+	if !engine.ValidTableName(name) {
+		return nil, engine.ErrInvalidTable
+	}
+	return f.cat.Table(ctx, name)
+}
+
+// MetadataLocation returns the current metadata file of table, reloaded
+// from the catalog.
+func (f *Flusher) MetadataLocation(ctx context.Context, table string) (string, error) {
+	t, err := f.Table(ctx, table)
+	if err != nil {
+		return "", err
+	}
+	if err := t.Refresh(ctx); err != nil {
+		return "", err
+	}
+	return t.MetadataLocation(), nil
+}
+
+// Watermarks returns the watermarks committed to table, reloaded from the
+// catalog.
+func (f *Flusher) Watermarks(ctx context.Context, table string) (catalog.Watermarks, error) {
+	t, err := f.Table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	return t.Watermarks(ctx)
+}
+
+// LastError returns the last flush error of table, or nil.
+func (f *Flusher) LastError(table string) error {
+	ts := f.state(table)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.lastErr
+}
+
+func backoff(n int, initial, maxWait time.Duration) time.Duration {
+	d := initial
+	for i := 1; i < n && d < maxWait; i++ {
+		d *= 2
+	}
+	d = min(d, maxWait)
+	return d - d/4 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
