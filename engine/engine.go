@@ -269,14 +269,12 @@ func (e *Engine) Append(tname string, r Record) (offset uint64, dup bool, err er
 		return 0, false, err
 	}
 	var off [1]uint64
-	last, wrote, err := l.append(oneRecord(&r), off[:])
+	wait, wrote, err := l.append(oneRecord(&r), off[:])
 	if err != nil {
 		return 0, false, err
 	}
-	if wrote {
-		if err := l.waitDurable(last); err != nil {
-			return 0, false, err
-		}
+	if err := l.waitDurable(wait); err != nil {
+		return 0, false, err
 	}
 	return off[0], !wrote, nil
 }
@@ -311,14 +309,11 @@ func (e *Engine) AppendBatch(tname string, recs []Record, offsets []uint64) erro
 		if err != nil {
 			return err
 		}
-		last, wrote, err := l.append(recs, offsets)
+		wait, _, err := l.append(recs, offsets)
 		if err != nil {
 			return err
 		}
-		if wrote {
-			return l.waitDurable(last)
-		}
-		return nil
+		return l.waitDurable(wait)
 	}
 
 	// Group by partition, keeping request order within each.
@@ -345,16 +340,14 @@ func (e *Engine) AppendBatch(tname string, recs []Record, offsets []uint64) erro
 		if err != nil {
 			return err
 		}
-		last, wrote, err := l.append(group, offs[:len(group)])
+		wait, _, err := l.append(group, offs[:len(group)])
 		if err != nil {
 			return err
 		}
 		for k := range group {
 			offsets[order[i+k]] = offs[k]
 		}
-		if wrote {
-			waits = append(waits, pending{l, last})
-		}
+		waits = append(waits, pending{l, wait})
 		i = j
 	}
 	for _, w := range waits {

@@ -60,14 +60,20 @@ type plog struct {
 	high   atomic.Uint64         // next-1, readable without mu
 	failed atomic.Pointer[error] // sticky ErrLogFailed
 
+	// Group commit. Appended records are acknowledged once a leader — the
+	// first waiter to find none running — has written them to the file
+	// (all modes) and, in FsyncAlways mode, synced them; one pwrite and
+	// one fdatasync serve every appender waiting at that moment.
 	sync struct {
 		sync.Mutex
-		cond    sync.Cond
-		written uint64 // last sequence appended
-		synced  uint64 // last sequence known durable
-		running bool   // a leader is syncing
-		dirty   []*seg // segments written since the last sync
-		spare   []*seg
+		cond     sync.Cond
+		appended uint64 // last sequence appended (in a segment's buffer)
+		written  uint64 // last sequence written to the file (page cache)
+		synced   uint64 // last sequence known durable
+		running  bool   // a leader is at work
+		dirty    []*seg // segments appended to since the last write
+		unsynced []*seg // segments written since the last sync (not FsyncAlways)
+		spare    []*seg
 	}
 }
 
@@ -127,9 +133,11 @@ func (l *plog) activeLocked() *seg {
 	return nil
 }
 
-// append appends recs under the log's lock and returns the last sequence
-// written and whether anything was written (false when every record was
-// a duplicate). offsets[i] receives each record's offset.
+// append appends recs under the log's lock. offsets[i] receives each
+// record's offset. It returns the sequence to wait for before
+// acknowledging — the last one appended, or the highest original offset
+// of a duplicate, so that a retry is never acked before the original is
+// durable — and whether anything was appended.
 func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	if err := l.failure(); err != nil {
 		return 0, false, err
@@ -164,11 +172,13 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	}
 	s := act.s
 	first := l.next
+	maxDup := uint64(0)
 	for i := range recs {
 		r := &recs[i]
 		if len(r.Key) > 0 {
 			if off, ok := l.idem.get(r.Key, now); ok {
 				offsets[i] = off
+				maxDup = max(maxDup, off)
 				continue
 			}
 		}
@@ -191,21 +201,19 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 		l.next++
 	}
 	if l.next == first {
-		return 0, false, nil
+		return maxDup, false, nil
 	}
 	last := l.next - 1
 	act.last = last
-	act.bytes = s.Size()
+	act.bytes = s.End()
 	act.mtimeMs = now
 	l.high.Store(last)
-	if l.e.opts.Fsync != FsyncNever {
-		l.sync.Lock()
-		l.sync.written = last
-		if n := len(l.sync.dirty); n == 0 || l.sync.dirty[n-1] != act {
-			l.sync.dirty = append(l.sync.dirty, act)
-		}
-		l.sync.Unlock()
+	l.sync.Lock()
+	l.sync.appended = last
+	if n := len(l.sync.dirty); n == 0 || l.sync.dirty[n-1] != act {
+		l.sync.dirty = append(l.sync.dirty, act)
 	}
+	l.sync.Unlock()
 	return last, true, nil
 }
 
@@ -319,16 +327,21 @@ func (sg *seg) removeFiles(e *Engine) {
 	}
 }
 
-// waitDurable returns once seq is as durable as the fsync mode promises.
-// In FsyncAlways mode the first waiter becomes the leader and syncs for
-// everyone waiting (group commit); the others wait for its result.
+// waitDurable returns once seq is as durable as the fsync mode promises:
+// written to the file (in the page cache: survives a process crash) in
+// every mode, and synced in FsyncAlways mode.
 func (l *plog) waitDurable(seq uint64) error {
-	if l.e.opts.Fsync != FsyncAlways {
-		return l.failure()
-	}
+	always := l.e.opts.Fsync == FsyncAlways
 	l.sync.Lock()
 	defer l.sync.Unlock()
-	for l.sync.synced < seq {
+	for {
+		done := l.sync.written
+		if always {
+			done = l.sync.synced
+		}
+		if done >= seq {
+			return nil
+		}
 		if err := l.failure(); err != nil {
 			return err
 		}
@@ -336,93 +349,92 @@ func (l *plog) waitDurable(seq uint64) error {
 			l.sync.cond.Wait()
 			continue
 		}
-		l.syncLeaderLocked()
+		l.leadLocked(always)
 	}
-	return nil
 }
 
-// syncLeaderLocked syncs every dirty segment with l.sync released and
-// publishes the result. Called with l.sync held and no sync running.
-func (l *plog) syncLeaderLocked() {
+// leadLocked writes every dirty segment's buffer to its file and, when
+// sync is set, syncs those and the ones written since the last sync; then
+// publishes the result to the waiters. Called with l.sync held and no
+// leader running; it releases l.sync during the I/O.
+func (l *plog) leadLocked(sync bool) {
 	l.sync.running = true
-	target := l.sync.written
+	target := l.sync.appended
 	dirty := l.sync.dirty
 	l.sync.dirty = l.sync.spare[:0]
+	l.sync.spare = nil
+	var unsynced []*seg
+	if sync {
+		unsynced, l.sync.unsynced = l.sync.unsynced, nil
+	}
 	l.sync.Unlock()
 
 	var err error
 	for _, sg := range dirty {
 		if sg.sealed.Load() {
-			continue // Seal synced it
+			continue // Seal wrote and synced it
 		}
-		if err = sg.s.Sync(); err != nil {
+		if sync {
+			err = sg.s.Sync()
+		} else {
+			err = sg.s.Flush()
+		}
+		if err != nil {
 			break
 		}
 	}
-	clear(dirty)
+	for _, sg := range unsynced {
+		if err != nil {
+			break
+		}
+		if !sg.sealed.Load() {
+			err = sg.s.Sync()
+		}
+	}
 
 	l.sync.Lock()
-	l.sync.spare = dirty[:0]
 	l.sync.running = false
 	if err != nil {
-		l.fail(fmt.Errorf("sync: %w", err))
-	} else if target > l.sync.synced {
-		l.sync.synced = target
+		l.fail(err)
+	} else {
+		l.sync.written = max(l.sync.written, target)
+		if sync {
+			l.sync.synced = max(l.sync.synced, target)
+		} else {
+			for _, sg := range dirty {
+				if n := len(l.sync.unsynced); n == 0 || l.sync.unsynced[n-1] != sg {
+					l.sync.unsynced = append(l.sync.unsynced, sg)
+				}
+			}
+		}
 	}
+	clear(dirty)
+	l.sync.spare = dirty[:0]
 	l.sync.cond.Broadcast()
 }
 
-// syncIfDirty syncs when something was written since the last sync.
+// syncIfDirty syncs what was written since the last sync (FsyncInterval).
 func (l *plog) syncIfDirty() {
 	l.sync.Lock()
 	if l.sync.written > l.sync.synced && !l.sync.running && l.failure() == nil {
-		l.syncLeaderLocked()
+		l.leadLocked(true)
 	}
 	l.sync.Unlock()
 }
 
-// syncAll makes every appended record durable, whatever the mode.
+// syncAll makes every record appended before the call durable, whatever
+// the mode.
 func (l *plog) syncAll() error {
-	l.mu.Lock()
-	act := l.activeLocked()
-	last := l.next - 1
-	l.mu.Unlock()
+	l.sync.Lock()
+	defer l.sync.Unlock()
+	for l.sync.running {
+		l.sync.cond.Wait()
+	}
 	if err := l.failure(); err != nil {
 		return err
 	}
-	if act != nil {
-		if err := act.s.Sync(); err != nil {
-			return l.fail(fmt.Errorf("sync: %w", err))
-		}
-	}
-	// Segments being sealed are synced by Seal; wait for it via waitDurable
-	// semantics only in always mode. Here a direct sync of each unsealed one.
-	l.mu.Lock()
-	var unsealed []*seg
-	for _, sg := range l.segs {
-		if !sg.sealed.Load() && sg != act {
-			unsealed = append(unsealed, sg)
-		}
-	}
-	l.mu.Unlock()
-	for _, sg := range unsealed {
-		sg.omu.Lock()
-		var err error
-		if sg.s != nil && !sg.sealed.Load() {
-			err = sg.s.Sync()
-		}
-		sg.omu.Unlock()
-		if err != nil {
-			return l.fail(fmt.Errorf("sync: %w", err))
-		}
-	}
-	l.sync.Lock()
-	if last > l.sync.synced {
-		l.sync.synced = last
-	}
-	l.sync.cond.Broadcast()
-	l.sync.Unlock()
-	return nil
+	l.leadLocked(true)
+	return l.failure()
 }
 
 // info reports the log's watermarks and size.

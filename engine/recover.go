@@ -103,7 +103,7 @@ func openLog(e *Engine, t *table, p uint32) (*plog, error) {
 		}
 	}
 	l.high.Store(l.next - 1)
-	l.sync.written, l.sync.synced = l.next-1, l.next-1
+	l.sync.appended, l.sync.written, l.sync.synced = l.next-1, l.next-1, l.next-1
 	l.lease = l.next + e.opts.SequenceLease
 	if err := l.saveStateLocked(); err != nil {
 		l.closeSegs()

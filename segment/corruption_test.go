@@ -113,7 +113,7 @@ func buildCorruptible(t testing.TB, fsys vfs.FS, path string, sealed bool) []int
 		}
 		pos = append(pos, p)
 	}
-	pos = append(pos, s.Size())
+	pos = append(pos, s.End())
 	if sealed {
 		err = s.Seal()
 	} else {

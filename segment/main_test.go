@@ -89,6 +89,9 @@ func mustAppend(t *testing.T, s *segment.Segment, recs ...segment.Record) int64 
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
 	return pos
 }
 

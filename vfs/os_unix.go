@@ -156,10 +156,13 @@ func (f *osFile) Map(size int, writable bool) ([]byte, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "mmap", Path: f.f.Name(), Err: err}
 	}
-	// Without MADV_RANDOM the kernel builds large folios for this mapping
-	// and a sync of a few dirty bytes writes back the whole folio (150-235x
-	// device write amplification measured on 6.18/ext4, DESIGN.md §3).
-	_ = unix.Madvise(mm, unix.MADV_RANDOM)
+	if writable {
+		// Without MADV_RANDOM the kernel builds large folios for a
+		// writable mapping and a sync of a few dirty bytes writes back the
+		// whole folio (150-235x device write amplification measured on
+		// 6.18/ext4, DESIGN.md §3).
+		_ = unix.Madvise(mm, unix.MADV_RANDOM)
+	}
 	f.mm = mm
 	return mm, nil
 }
