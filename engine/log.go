@@ -54,8 +54,10 @@ type plog struct {
 	idem    *idemTable
 	closed  bool
 
-	sealsInFlight int       // background seals running
-	sealDone      sync.Cond // on mu; broadcast when a background seal ends
+	spare         *segment.Preallocated // the next segment's file, reserved ahead
+	preparing     bool                  // a goroutine is reserving spare
+	sealsInFlight int                   // background seals running
+	sealDone      sync.Cond             // on mu; broadcast when a background seal ends
 
 	high   atomic.Uint64         // next-1, readable without mu
 	failed atomic.Pointer[error] // sticky ErrLogFailed
@@ -207,6 +209,9 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	act.last = last
 	act.bytes = s.End()
 	act.mtimeMs = now
+	if l.spare == nil && !l.preparing && act.bytes > s.Capacity()/2 {
+		l.prepareSpareLocked()
+	}
 	l.high.Store(last)
 	l.sync.Lock()
 	l.sync.appended = last
@@ -243,7 +248,18 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 		capacity = c
 	}
 	path := filepath.Join(l.dir, segName(l.next))
-	s, err := segment.Create(l.e.fs, path, l.next, capacity, now)
+	var s *segment.Segment
+	var err error
+	if sp := l.spare; sp != nil && sp.Capacity() >= capacity {
+		l.spare = nil
+		s, err = sp.Activate(path, l.next, now)
+		if err != nil {
+			l.e.opts.Logger.Warn("activate preallocated segment", "path", path, "err", err)
+		}
+	}
+	if s == nil {
+		s, err = segment.Create(l.e.fs, path, l.next, capacity, now)
+	}
 	if err != nil {
 		if errors.Is(err, vfs.ErrNoSpace) {
 			return nil, fmt.Errorf("%w: %w", ErrNoSpace, err)
@@ -254,6 +270,30 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 		bld: index.NewBuilder(l.next, l.e.opts.IndexIntervalBytes), mtimeMs: now}
 	l.segs = append(l.segs, sg)
 	return sg, nil
+}
+
+// prepareSpareLocked reserves the next segment's file in the background,
+// so that the roll on the append path does not wait for fallocate and
+// fsyncs.
+func (l *plog) prepareSpareLocked() {
+	l.preparing = true
+	l.e.wg.Add(1)
+	go func() {
+		defer l.e.wg.Done()
+		p, err := segment.Preallocate(l.e.fs, filepath.Join(l.dir, "next"+segment.PreallocSuffix), l.e.opts.SegmentBytes)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.preparing = false
+		if err != nil {
+			l.e.opts.Logger.Warn("preallocate next segment", "table", l.table.name, "partition", l.part, "err", err)
+			return
+		}
+		if l.closed {
+			p.Discard()
+			return
+		}
+		l.spare = p
+	}()
 }
 
 // seal seals sg (which no longer takes appends), writes its index file and
@@ -474,6 +514,10 @@ func (l *plog) close() error {
 		l.e.forgetOpen(sg)
 		sg.closeLocked()
 		sg.omu.Unlock()
+	}
+	if l.spare != nil {
+		l.spare.Discard()
+		l.spare = nil
 	}
 	if clean {
 		l.lease = l.next

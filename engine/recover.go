@@ -37,7 +37,7 @@ func openLog(e *Engine, t *table, p uint32) (*plog, error) {
 	var segNames []string
 	for _, n := range names {
 		switch {
-		case strings.HasSuffix(n, ".tmp"):
+		case strings.HasSuffix(n, ".tmp"), strings.HasSuffix(n, segment.PreallocSuffix):
 			e.fs.Remove(filepath.Join(l.dir, n))
 		case strings.HasSuffix(n, ".seg"):
 			if _, err := strconv.ParseUint(strings.TrimSuffix(n, ".seg"), 10, 64); err == nil {

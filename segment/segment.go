@@ -52,8 +52,9 @@ type Segment struct {
 	buf   []byte // records appended since the last Flush, starting at file position size
 	spare []byte // the other buffer, reused
 
-	fmu  sync.Mutex // serialises Flush, Sync and Seal
-	werr error      // first write error; sticky (guarded by fmu)
+	fmu      sync.Mutex // serialises Flush, Sync and Seal
+	werr     error      // first write error; sticky (guarded by fmu)
+	dirDirty bool       // the directory entry is not yet durable (guarded by fmu)
 
 	// Owned by the appender.
 	next     uint64 // sequence of the next record
@@ -392,7 +393,10 @@ func (s *Segment) Sync() error {
 	if err := s.flushLocked(); err != nil {
 		return err
 	}
-	return s.f.SyncRange(0, s.size.Load())
+	if err := s.f.SyncRange(0, s.size.Load()); err != nil {
+		return err
+	}
+	return s.syncDirLocked()
 }
 
 // Seal makes the data durable, trims the file to its used length, marks
@@ -424,6 +428,9 @@ func (s *Segment) Seal() error {
 		return fmt.Errorf("seal segment: %w", err)
 	}
 	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("seal segment: %w", err)
+	}
+	if err := s.syncDirLocked(); err != nil {
 		return fmt.Errorf("seal segment: %w", err)
 	}
 	s.capacity = size
