@@ -3,7 +3,7 @@ GO        ?= go
 BIN       ?= bin/zombi
 PKGS      := ./...
 # Packages with concurrent code are also run under the race detector.
-RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/...
+RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/...
 FUZZTIME  ?= 10s
 
 .PHONY: build run test test-short race fuzz-short fuzz bench vet fmt clean
@@ -30,7 +30,7 @@ race:
 
 # Each fuzz target runs briefly (FUZZTIME) in `make test`; `make fuzz
 # FUZZTIME=10m` runs them properly.
-FUZZ_TARGETS := segment:FuzzOpen index:FuzzUnmarshal
+FUZZ_TARGETS := segment:FuzzOpen index:FuzzUnmarshal httpd:FuzzDecodeJSONEvent httpd:FuzzDecodeJSONBulk httpd:FuzzDecodeProto httpd:FuzzReadQuery
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -84,14 +84,15 @@ func versionString() string {
 // nil, is handed a stop function by a test and it is called).
 func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, ready func(addr string, stop func())) int {
 	fs := flag.NewFlagSet("zombi serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { printServeUsage(stderr) }
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	cfg, err := loadConfig(fs, args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
+		printServeUsage(stdout)
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "zombi serve: %v\n", err)
+		fmt.Fprintf(stderr, "zombi serve: %v\n(see zombi serve --help)\n", err)
 		return 2
 	}
 	log := newLogger(stderr, cfg)
