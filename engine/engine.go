@@ -501,8 +501,9 @@ func (e *Engine) intervalSyncer() {
 	}
 }
 
-// retentionLoop deletes segments whose hot retention has passed, on a
-// jittered ticker so that many servers do not delete in step.
+// retentionLoop deletes segments whose hot retention has passed and seals
+// idle active segments, on a jittered ticker so that many servers do not
+// act in step.
 func (e *Engine) retentionLoop() {
 	defer e.wg.Done()
 	period := time.Second
@@ -519,6 +520,9 @@ func (e *Engine) retentionLoop() {
 			for _, l := range e.allLogs() {
 				if err := l.collect(); err != nil {
 					e.opts.Logger.Error("delete flushed segments", "table", l.table.name, "partition", l.part, "err", err)
+				}
+				if err := l.sealIfIdle(); err != nil {
+					e.opts.Logger.Error("seal idle segment", "table", l.table.name, "partition", l.part, "err", err)
 				}
 			}
 			timer.Reset(period/2 + rand.N(period))

@@ -663,3 +663,28 @@ func TestEngineSortedOutput(t *testing.T) {
 		t.Fatalf("partitions %+v", pi)
 	}
 }
+
+func TestIdleActiveSegmentIsSealed(t *testing.T) {
+	var now atomic.Int64
+	now.Store(1_000_000)
+	o := memOpts(vfs.NewMem()).WithFsync(FsyncNever)
+	o.IdleSeal = time.Minute
+	o.Now = func() time.Time { return time.UnixMilli(now.Load()) }
+	e := mustOpen(t, o)
+	defer e.Close()
+	e.Append("t", Record{Payload: []byte("x")})
+	l, _ := e.log("t", 0, false)
+	now.Add(30_000)
+	l.sealIfIdle()
+	if segs, _ := e.Segments("t", 0); segs[0].Sealed {
+		t.Fatal("sealed before the idle time passed")
+	}
+	now.Add(31_000)
+	l.sealIfIdle()
+	if segs, _ := e.Segments("t", 0); !segs[0].Sealed {
+		t.Fatal("idle segment not sealed")
+	}
+	if off, _, _ := e.Append("t", Record{Payload: []byte("y")}); off != 2 {
+		t.Fatalf("append after idle seal: offset %d", off)
+	}
+}

@@ -74,6 +74,9 @@ type Options struct {
 	// MaxOpenSegments bounds the sealed segments kept open (mapped) for
 	// reads; active segments are always open. Default 256.
 	MaxOpenSegments int
+	// IdleSeal seals an active segment that has taken no append for this
+	// long, so that idle partitions hold no open file. Default 10 min.
+	IdleSeal time.Duration
 	// MaxPartitions bounds partition numbers: a partition must be below
 	// it. Default 1024.
 	MaxPartitions uint32
@@ -125,6 +128,9 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxOpenSegments == 0 {
 		o.MaxOpenSegments = 256
 	}
+	if o.IdleSeal == 0 {
+		o.IdleSeal = 10 * time.Minute
+	}
 	if o.MaxPartitions == 0 {
 		o.MaxPartitions = 1024
 	}
@@ -160,7 +166,7 @@ func (o *Options) Validate() error {
 	if o.IndexIntervalBytes < 64 {
 		errs = append(errs, fmt.Errorf("index interval %d must be at least 64 bytes", o.IndexIntervalBytes))
 	}
-	if o.IdempotencyWindow < 0 || o.HotRetention < 0 {
+	if o.IdempotencyWindow < 0 || o.HotRetention < 0 || o.IdleSeal < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if o.IdempotencyMaxKeys < 0 || o.MaxOpenSegments < 1 {

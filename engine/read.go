@@ -395,10 +395,33 @@ func (e *Engine) Seal(tname string, partition uint32) error {
 	if l == nil {
 		return ErrNotFound
 	}
+	return l.sealActive(0)
+}
+
+// sealIfIdle seals the active segment when it has taken no append for
+// Options.IdleSeal.
+func (l *plog) sealIfIdle() error {
+	return l.sealActive(l.e.nowMs() - l.e.opts.IdleSeal.Milliseconds())
+}
+
+// sealActive seals the active segment if its last append is at or before
+// lastWriteBefore (0: whatever its age), after waiting for background
+// seals.
+func (l *plog) sealActive(lastWriteBefore int64) error {
 	if err := l.failure(); err != nil {
 		return err
 	}
 	l.mu.Lock()
+	if lastWriteBefore != 0 {
+		if act := l.activeLocked(); act == nil || act.mtimeMs > lastWriteBefore {
+			l.mu.Unlock()
+			return nil
+		}
+		if l.spare != nil { // an idle log keeps no reserved file either
+			l.spare.Discard()
+			l.spare = nil
+		}
+	}
 	for l.sealsInFlight > 0 {
 		l.sealDone.Wait()
 	}
