@@ -124,11 +124,19 @@ func (t *Table) Watermarks(ctx context.Context) (Watermarks, error) {
 // SnapshotWatermarks parses the zombi.* watermark properties of a
 // snapshot summary. A nil snapshot (an empty table) has none.
 func SnapshotWatermarks(s *table.Snapshot) (Watermarks, error) {
-	w := Watermarks{}
 	if s == nil || s.Summary == nil {
-		return w, nil
+		return Watermarks{}, nil
 	}
-	for k, v := range s.Summary.Properties {
+	w, err := summaryWatermarks(s.Summary.Properties)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: snapshot %d: %w", s.SnapshotID, err)
+	}
+	return w, nil
+}
+
+func summaryWatermarks(props iceberg.Properties) (Watermarks, error) {
+	w := Watermarks{}
+	for k, v := range props {
 		var high bool
 		var ps string
 		switch {
@@ -141,11 +149,11 @@ func SnapshotWatermarks(s *table.Snapshot) (Watermarks, error) {
 		}
 		p, err := strconv.ParseUint(ps, 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("catalog: snapshot %d: bad watermark key %q", s.SnapshotID, k)
+			return nil, fmt.Errorf("bad watermark key %q", k)
 		}
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("catalog: snapshot %d: bad watermark %s=%q", s.SnapshotID, k, v)
+			return nil, fmt.Errorf("bad watermark %s=%q", k, v)
 		}
 		m := w[uint32(p)]
 		if high {

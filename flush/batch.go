@@ -21,6 +21,7 @@ var ErrGap = errors.New("flush: offsets missing from the hot tier")
 // is reused from batch to batch.
 type batch struct {
 	rows   []row
+	keys   []string // idempotency keys, pointed to by rows (an old backing array stays alive while referenced)
 	chunks [][]byte // arena chunks; chunks[cur] is being filled
 	cur    int
 	bytes  int64 // raw bytes of the rows (payload + key + fixed columns)
@@ -35,6 +36,8 @@ const (
 func (b *batch) reset() {
 	clear(b.rows) // drop references into large, separately allocated payloads
 	b.rows = b.rows[:0]
+	clear(b.keys)
+	b.keys = b.keys[:0]
 	for i := range b.chunks {
 		b.chunks[i] = b.chunks[i][:0]
 	}
@@ -96,7 +99,8 @@ func collect(e *engine.Engine, table string, p uint32, from, to uint64, limit in
 		}
 		if len(ev.Key) > 0 {
 			k := b.copy(ev.Key)
-			r.IdempotencyKey = unsafe.String(&k[0], len(k))
+			b.keys = append(b.keys, unsafe.String(&k[0], len(k)))
+			r.IdempotencyKey = &b.keys[len(b.keys)-1]
 		}
 		b.rows = append(b.rows, r)
 		b.bytes += int64(len(ev.Payload) + len(ev.Key) + rowFixedBytes)
@@ -167,7 +171,10 @@ func split(rows []row, target int64) []fileSpan {
 		j := i
 		var raw int64
 		for j < len(rows) && rows[j].EventDate == rows[i].EventDate && rows[j].EventHour == rows[i].EventHour {
-			raw += int64(len(rows[j].Payload) + len(rows[j].IdempotencyKey) + rowFixedBytes)
+			raw += int64(len(rows[j].Payload) + rowFixedBytes)
+			if k := rows[j].IdempotencyKey; k != nil {
+				raw += int64(len(*k))
+			}
 			j++
 			if raw >= target {
 				break
@@ -184,7 +191,7 @@ func split(rows []row, target int64) []fileSpan {
 		for k := i; k < j; k++ {
 			seq := uint64(rows[k].Sequence)
 			df.MinSeq, df.MaxSeq = min(df.MinSeq, seq), max(df.MaxSeq, seq)
-			if rows[k].IdempotencyKey == "" {
+			if rows[k].IdempotencyKey == nil {
 				df.NullKeys++
 			}
 		}

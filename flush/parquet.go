@@ -1,6 +1,7 @@
 package flush
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/parquet-go/parquet-go"
@@ -11,14 +12,16 @@ import (
 // are the Iceberg schema of catalog.Schema (field IDs 1..8): readers that
 // resolve columns by field ID (Iceberg's rule) depend on them. Required
 // Iceberg fields are required Parquet columns; idempotency_key is
-// optional and an empty key is written as null.
+// optional, nil for null. (It is a *string because parquet-go v0.32.0
+// writes some zero values of an optional non-pointer string as "" instead
+// of null; TestOptionalKeyKeepsNulls pins the behaviour we rely on.)
 type row struct {
 	Sequence       int64  `parquet:"sequence,id(1),delta"`
 	Topic          string `parquet:"topic,id(2),dict"`
 	Partition      int32  `parquet:"partition,id(3),dict"`
 	Payload        []byte `parquet:"payload,id(4)"`
 	TimestampMs    int64  `parquet:"timestamp_ms,id(5),delta"`
-	IdempotencyKey string `parquet:"idempotency_key,id(6),optional"`
+	IdempotencyKey *string `parquet:"idempotency_key,id(6),optional"`
 	EventDate      int32  `parquet:"event_date,id(7),date,dict"`
 	EventHour      int32  `parquet:"event_hour,id(8),dict"`
 }
@@ -27,31 +30,35 @@ type row struct {
 // stay a few MiB whatever the file size.
 const rowsPerRowGroup = 256 << 10
 
-// parquetWriter encodes rows into one file at a time; Reset points it at
-// the next file so its buffers are reused.
+// parquetWriter encodes rows into one file at a time, with a new
+// parquet-go writer per file sharing one configuration.
 type parquetWriter struct {
-	w *parquet.GenericWriter[row]
+	cfg *parquet.WriterConfig
 }
 
 func newParquetWriter(level zstd.Level) *parquetWriter {
-	return &parquetWriter{w: parquet.NewGenericWriter[row](io.Discard,
+	cfg, err := parquet.NewWriterConfig(
 		parquet.Compression(&zstd.Codec{Level: level, Concurrency: 1}),
 		parquet.MaxRowsPerRowGroup(rowsPerRowGroup),
 		parquet.PageBufferSize(1<<20),
 		parquet.WriteBufferSize(256<<10),
 		parquet.CreatedBy("zombi", "dev", ""),
-	)}
+	)
+	if err != nil {
+		panic(fmt.Sprintf("BUG: parquet writer config: %v", err))
+	}
+	return &parquetWriter{cfg: cfg}
 }
 
 // encode writes rows as one complete Parquet file to out.
 func (pw *parquetWriter) encode(out io.Writer, rows []row) error {
-	pw.w.Reset(out)
+	w := parquet.NewGenericWriter[row](out, pw.cfg)
 	for len(rows) > 0 {
 		n := min(len(rows), 64<<10)
-		if _, err := pw.w.Write(rows[:n]); err != nil {
+		if _, err := w.Write(rows[:n]); err != nil {
 			return err
 		}
 		rows = rows[n:]
 	}
-	return pw.w.Close()
+	return w.Close()
 }

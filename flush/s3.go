@@ -184,3 +184,28 @@ func (o *s3Object) Abort() {
 	<-o.done
 	o.release()
 }
+
+// CatalogProps returns the iceberg-go FileIO properties that let the
+// catalog write metadata and manifests to the same bucket
+// (catalog.Options.IOProps).
+func (s *S3Store) CatalogProps() map[string]string { return s3IOProps(s.opts) }
+
+func s3IOProps(o S3Options) map[string]string {
+	props := map[string]string{"s3.region": o.Region}
+	if o.Endpoint != "" && o.Endpoint != "s3.amazonaws.com" {
+		ep := o.Endpoint
+		if !strings.Contains(ep, "://") {
+			ep = "https://" + ep
+		}
+		props["s3.endpoint"] = ep
+		props["s3.force-virtual-addressing"] = "false"
+	}
+	if o.AccessKey != "" {
+		props["s3.access-key-id"] = o.AccessKey
+		props["s3.secret-access-key"] = o.SecretKey
+		if o.SessionToken != "" {
+			props["s3.session-token"] = o.SessionToken
+		}
+	}
+	return props
+}
