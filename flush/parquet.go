@@ -16,14 +16,14 @@ import (
 // writes some zero values of an optional non-pointer string as "" instead
 // of null; TestOptionalKeyKeepsNulls pins the behaviour we rely on.)
 type row struct {
-	Sequence       int64  `parquet:"sequence,id(1),delta"`
-	Topic          string `parquet:"topic,id(2),dict"`
-	Partition      int32  `parquet:"partition,id(3),dict"`
-	Payload        []byte `parquet:"payload,id(4)"`
-	TimestampMs    int64  `parquet:"timestamp_ms,id(5),delta"`
+	Sequence       int64   `parquet:"sequence,id(1),delta"`
+	Topic          string  `parquet:"topic,id(2),dict"`
+	Partition      int32   `parquet:"partition,id(3),dict"`
+	Payload        []byte  `parquet:"payload,id(4)"`
+	TimestampMs    int64   `parquet:"timestamp_ms,id(5),delta"`
 	IdempotencyKey *string `parquet:"idempotency_key,id(6),optional"`
-	EventDate      int32  `parquet:"event_date,id(7),date,dict"`
-	EventHour      int32  `parquet:"event_hour,id(8),dict"`
+	EventDate      int32   `parquet:"event_date,id(7),date,dict"`
+	EventHour      int32   `parquet:"event_hour,id(8),dict"`
 }
 
 // rowsPerRowGroup bounds a row group, so that the writer's buffered pages
