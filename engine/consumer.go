@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -29,6 +30,10 @@ const consumerMagic = "ZCON"
 
 // MaxGroupLen bounds a consumer group name.
 const MaxGroupLen = 255
+
+// ErrInvalidGroup is returned for an empty consumer group name or one
+// longer than MaxGroupLen bytes.
+var ErrInvalidGroup = errors.New("engine: invalid consumer group")
 
 func (c *consumerStore) load(fsys vfs.FS, path string) error {
 	c.fs, c.path, c.m = fsys, path, make(map[consumerKey]uint64)
@@ -102,7 +107,7 @@ func (c *consumerStore) saveLocked() error {
 // up to offset.
 func (e *Engine) CommitOffset(group, tname string, partition uint32, offset uint64) error {
 	if group == "" || len(group) > MaxGroupLen {
-		return fmt.Errorf("engine: consumer group must be 1 to %d bytes", MaxGroupLen)
+		return fmt.Errorf("%w: must be 1 to %d bytes", ErrInvalidGroup, MaxGroupLen)
 	}
 	if !ValidTableName(tname) {
 		return ErrInvalidTable
@@ -135,4 +140,35 @@ func (e *Engine) ConsumerOffset(group, tname string, partition uint32) (uint64, 
 	defer c.mu.Unlock()
 	off, ok := c.m[consumerKey{group, tname, partition}]
 	return off, ok
+}
+
+// ConsumerOffset is one committed consumer offset.
+type ConsumerOffset struct {
+	Group     string
+	Table     string
+	Partition uint32
+	Offset    uint64
+}
+
+// ConsumerOffsets returns every committed consumer offset, sorted by
+// group, table and partition.
+func (e *Engine) ConsumerOffsets() []ConsumerOffset {
+	c := &e.consumers
+	c.mu.Lock()
+	out := make([]ConsumerOffset, 0, len(c.m))
+	for k, off := range c.m {
+		out = append(out, ConsumerOffset{k.group, k.table, k.partition, off})
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Group != b.Group {
+			return a.Group < b.Group
+		}
+		if a.Table != b.Table {
+			return a.Table < b.Table
+		}
+		return a.Partition < b.Partition
+	})
+	return out
 }

@@ -99,6 +99,9 @@ func TestInvalidInput(t *testing.T) {
 	if evs, more, err := e.Read("nope", Query{Partition: AllPartitions}); err != nil || more || len(evs) != 0 {
 		t.Errorf("unknown table: %v %v %v", evs, more, err)
 	}
+	if _, _, err := e.Read("nope", Query{Partition: 5000}); !errors.Is(err, ErrInvalidPartition) {
+		t.Errorf("read of partition 5000 of an unknown table: %v", err)
+	}
 }
 
 func TestIdempotency(t *testing.T) {
@@ -423,8 +426,8 @@ func TestConsumerOffsetsPersist(t *testing.T) {
 	}
 	e.CommitOffset("g1", "t", 3, 43)
 	e.CommitOffset("g2", "t", 0, 7)
-	if err := e.CommitOffset("", "t", 0, 1); err == nil {
-		t.Fatal("empty group accepted")
+	if err := e.CommitOffset("", "t", 0, 1); !errors.Is(err, ErrInvalidGroup) {
+		t.Fatalf("empty group: %v", err)
 	}
 	e.Close()
 	e = mustOpen(t, o)
@@ -437,6 +440,10 @@ func TestConsumerOffsetsPersist(t *testing.T) {
 	}
 	if _, ok := e.ConsumerOffset("g3", "t", 0); ok {
 		t.Fatal("unknown group has an offset")
+	}
+	all := e.ConsumerOffsets()
+	if len(all) != 2 || all[0] != (ConsumerOffset{"g1", "t", 3, 43}) || all[1] != (ConsumerOffset{"g2", "t", 0, 7}) {
+		t.Fatalf("ConsumerOffsets %+v", all)
 	}
 }
 

@@ -143,6 +143,9 @@ func (e *Engine) Read(tname string, q Query) ([]Event, bool, error) {
 	if !ValidTableName(tname) {
 		return nil, false, ErrInvalidTable
 	}
+	if q.Partition != AllPartitions && (q.Partition < 0 || q.Partition >= int64(e.opts.MaxPartitions)) {
+		return nil, false, fmt.Errorf("%w: %d", ErrInvalidPartition, q.Partition)
+	}
 	e.mu.RLock()
 	t := e.tables[tname]
 	closed := e.closed
@@ -155,9 +158,6 @@ func (e *Engine) Read(tname string, q Query) ([]Event, bool, error) {
 	}
 	var ar arena
 	if q.Partition != AllPartitions {
-		if q.Partition < 0 || q.Partition >= int64(e.opts.MaxPartitions) {
-			return nil, false, fmt.Errorf("%w: %d", ErrInvalidPartition, q.Partition)
-		}
 		l := t.part(uint32(q.Partition))
 		if l == nil {
 			return nil, false, nil
