@@ -346,6 +346,7 @@ const maxRounds = 64
 func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (Result, error) {
 	start := time.Now()
 	res := Result{Table: ts.name}
+	defer f.refreshHot()
 	if err := f.prepareLocked(ctx, ts); err != nil {
 		ts.lastErr = err
 		return res, err
@@ -373,7 +374,6 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 	}
 	res.Duration = time.Since(start)
 	ts.failures, ts.lastErr = 0, nil
-	f.refreshHot()
 	return res, nil
 }
 
