@@ -70,6 +70,9 @@ type Options struct {
 	// at a time: the flusher's memory is about 1.7 × BatchBytes plus the
 	// upload buffers. Default 32 MiB.
 	BatchBytes int64
+	// RoundBytes bounds the raw bytes of one partition in one commit
+	// (consecutive batches). Default 4 × BatchBytes.
+	RoundBytes int64
 	// HotMaxBytes is the hot-tier budget (ZOMBI_HOT_MAX_GB): OverBudget
 	// reports true beyond it. Default 0: no budget (see
 	// DefaultHotMaxBytes).
@@ -81,6 +84,11 @@ type Options struct {
 	// and between failed background flushes (ZOMBI_S3_RETRY_INITIAL_MS,
 	// ZOMBI_S3_RETRY_MAX_MS). Defaults 200 ms and 10 s.
 	RetryInitial, RetryMax time.Duration
+	// MaxPendingFiles bounds the data files whose upload (or fsync)
+	// completes in the background while the next ones are encoded; with
+	// S3 each holds one part buffer. Default 4; set it from
+	// ZOMBI_MAX_CONCURRENT_S3_UPLOADS.
+	MaxPendingFiles int
 	// ZstdLevel is the compression level. Default zstd.SpeedFastest.
 	ZstdLevel zstd.Level
 	// OnFlush, when set, is called after every commit (for metrics).
@@ -108,6 +116,9 @@ func (o *Options) EnsureDefaults() {
 	if o.BatchBytes == 0 {
 		o.BatchBytes = 32 << 20
 	}
+	if o.RoundBytes == 0 {
+		o.RoundBytes = 4 * o.BatchBytes
+	}
 	if o.UploadAttempts == 0 {
 		o.UploadAttempts = 6
 	}
@@ -116,6 +127,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.RetryMax == 0 {
 		o.RetryMax = 10 * time.Second
+	}
+	if o.MaxPendingFiles == 0 {
+		o.MaxPendingFiles = 4
 	}
 	if o.ZstdLevel == 0 {
 		o.ZstdLevel = zstd.SpeedFastest
@@ -143,7 +157,7 @@ func (o *Options) Validate() error {
 	if o.TargetFileBytes < 1<<20 || o.BatchBytes < 1<<20 {
 		errs = append(errs, errors.New("flush: target file size and batch size must be at least 1 MiB"))
 	}
-	if o.HotMaxBytes < 0 || o.UploadAttempts < 1 || o.RetryInitial <= 0 || o.RetryMax < o.RetryInitial {
+	if o.HotMaxBytes < 0 || o.UploadAttempts < 1 || o.MaxPendingFiles < 1 || o.RetryInitial <= 0 || o.RetryMax < o.RetryInitial {
 		errs = append(errs, errors.New("flush: budget, attempts and retry delays must be positive"))
 	}
 	return errors.Join(errs...)
@@ -163,6 +177,9 @@ type Flusher struct {
 		sync.Mutex
 		w *parquetWriter
 	}
+	// pending holds a token per data file being written or completing
+	// in the background (MaxPendingFiles).
+	pending chan struct{}
 
 	hotBytes atomic.Int64
 	stats    counters
@@ -204,6 +221,7 @@ func New(opts Options) (*Flusher, error) {
 	}
 	f := &Flusher{opts: opts, e: opts.Engine, cat: opts.Catalog, tables: make(map[string]*tableState)}
 	f.enc.w = newParquetWriter(opts.ZstdLevel)
+	f.pending = make(chan struct{}, opts.MaxPendingFiles)
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.hotBytes.Store(f.e.Stats().HotBytes)
 	return f, nil
@@ -291,7 +309,9 @@ type Result struct {
 	// the current table when nothing was committed.
 	SnapshotID       int64
 	MetadataLocation string
-	Duration         time.Duration
+	// Duration is the whole flush; WriteDuration the reading, encoding
+	// and uploading of data files; CommitDuration the catalog commits.
+	Duration, WriteDuration, CommitDuration time.Duration
 }
 
 // PartitionResult is one partition's part of a Result.
@@ -336,7 +356,7 @@ func (f *Flusher) FlushAll(ctx context.Context) error {
 }
 
 // maxRounds bounds the commits of one flush call (each commits at most
-// BatchBytes per partition); the rest waits for the next call.
+// RoundBytes per partition); the rest waits for the next call.
 const maxRounds = 64
 
 // flushLocked seals (when seal is set) and flushes ts in rounds of one
@@ -457,8 +477,8 @@ func (f *Flusher) sealedEnd(table string, p uint32, from uint64) (uint64, error)
 	return end, nil
 }
 
-// roundLocked flushes at most BatchBytes of every partition and commits
-// them together. It returns the number of partitions committed.
+// roundLocked flushes at most RoundBytes of every partition, BatchBytes
+// at a time, and commits them together. It returns the number of partitions committed.
 //
 // ts.mu should be held.
 func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) (int, error) {
@@ -466,6 +486,9 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	var files []catalog.DataFile
 	var prs []PartitionResult
 	var raw int64
+	var up uploads
+	defer up.wait() // no upload outlives the round, whatever its outcome
+	writeStart := time.Now()
 	for _, pi := range f.e.Partitions(ts.name) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -478,29 +501,45 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		if end < from {
 			continue
 		}
-		b := &ts.batch
-		b.reset()
-		to, err := collect(f.e, ts.name, pi.Partition, from, end, f.opts.BatchBytes, b)
-		if err != nil {
-			if errors.Is(err, ErrGap) {
-				f.stats.gapErrors.Add(1)
+		// Consecutive batches of the partition, up to RoundBytes, form
+		// one contiguous range of one commit; a batch is read while the
+		// previous one's upload completes.
+		pr := PartitionResult{Partition: pi.Partition, From: from}
+		for next, partRaw := from, int64(0); next <= end && partRaw < f.opts.RoundBytes; {
+			b := &ts.batch
+			b.reset()
+			to, err := collect(f.e, ts.name, pi.Partition, next, end, f.opts.BatchBytes, b)
+			if err != nil {
+				if errors.Is(err, ErrGap) {
+					f.stats.gapErrors.Add(1)
+				}
+				return 0, err
 			}
-			return 0, err
+			dfs, err := f.writeFiles(ctx, ts, pi.Partition, next, to, b.rows, &up)
+			if err != nil {
+				return 0, err
+			}
+			files = append(files, dfs...)
+			pr.To, pr.Events, pr.Files = to, pr.Events+int64(len(b.rows)), pr.Files+len(dfs)
+			partRaw += b.bytes
+			raw += b.bytes
+			next = to + 1
 		}
-		dfs, err := f.writeFiles(ctx, ts, pi.Partition, from, to, b.rows)
-		if err != nil {
-			return 0, err
-		}
-		ranges = append(ranges, catalog.Range{Partition: pi.Partition, From: from, To: to, High: pi.High})
-		files = append(files, dfs...)
-		prs = append(prs, PartitionResult{Partition: pi.Partition, From: from, To: to, Events: int64(len(b.rows)), Files: len(dfs)})
-		raw += b.bytes
+		ranges = append(ranges, catalog.Range{Partition: pi.Partition, From: pr.From, To: pr.To, High: pi.High})
+		prs = append(prs, pr)
 	}
 	ts.batch.reset()
+	if err := up.wait(); err != nil {
+		// Nothing is committed; the next flush writes the range again.
+		return 0, err
+	}
 	if len(ranges) == 0 {
 		return 0, nil
 	}
+	commitStart := time.Now()
+	res.WriteDuration += commitStart.Sub(writeStart)
 	cr, err := ts.tbl.Commit(ctx, ranges, files)
+	res.CommitDuration += time.Since(commitStart)
 	if err != nil {
 		f.stats.commitErrors.Add(1)
 		return 0, err
@@ -544,9 +583,33 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	return len(ranges), errors.Join(errs...)
 }
 
+// uploads tracks the data files of one round whose bytes are all
+// encoded and whose upload is completing in the background, so that the
+// next batch is read and encoded meanwhile. The round waits for them
+// before it commits.
+type uploads struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+func (u *uploads) fail(err error) {
+	u.mu.Lock()
+	u.errs = append(u.errs, err)
+	u.mu.Unlock()
+}
+
+// wait waits for every upload and returns their errors.
+func (u *uploads) wait() error {
+	u.wg.Wait()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return errors.Join(u.errs...)
+}
+
 // writeFiles sorts rows, splits them into data files and writes each one,
-// retrying a failed write with backoff.
-func (f *Flusher) writeFiles(ctx context.Context, ts *tableState, p uint32, from, to uint64, rows []row) ([]catalog.DataFile, error) {
+// retrying a failed write with backoff. The uploads finish in up.
+func (f *Flusher) writeFiles(ctx context.Context, ts *tableState, p uint32, from, to uint64, rows []row, up *uploads) ([]catalog.DataFile, error) {
 	sortRows(rows)
 	spans := split(rows, f.opts.TargetFileBytes)
 	base := ts.tbl.Location()
@@ -554,7 +617,7 @@ func (f *Flusher) writeFiles(ctx context.Context, ts *tableState, p uint32, from
 	for i := range spans {
 		s := &spans[i]
 		s.df.Path = dataFilePath(base, s.df.EventDate, s.df.EventHour, p, from, to, i)
-		n, err := f.writeFile(ctx, s.df.Path, s.rows)
+		n, err := f.writeFile(ctx, s.df.Path, s.rows, up)
 		if err != nil {
 			return nil, err
 		}
@@ -564,7 +627,7 @@ func (f *Flusher) writeFiles(ctx context.Context, ts *tableState, p uint32, from
 	return out, nil
 }
 
-func (f *Flusher) writeFile(ctx context.Context, path string, rows []row) (int64, error) {
+func (f *Flusher) writeFile(ctx context.Context, path string, rows []row, up *uploads) (int64, error) {
 	var err error
 	for attempt := 1; attempt <= f.opts.UploadAttempts; attempt++ {
 		if attempt > 1 {
@@ -573,7 +636,7 @@ func (f *Flusher) writeFile(ctx context.Context, path string, rows []row) (int64
 			}
 		}
 		var n int64
-		if n, err = f.writeOnce(ctx, path, rows); err == nil {
+		if n, err = f.writeOnce(ctx, path, rows, up); err == nil {
 			return n, nil
 		}
 		f.stats.uploadErrors.Add(1)
@@ -585,9 +648,18 @@ func (f *Flusher) writeFile(ctx context.Context, path string, rows []row) (int64
 	return 0, fmt.Errorf("flush: write %s: %w", path, err)
 }
 
-func (f *Flusher) writeOnce(ctx context.Context, path string, rows []row) (int64, error) {
+// writeOnce encodes rows into a new object and leaves its completion
+// (the last part's upload, or the fsync and rename) to a goroutine
+// tracked by up. At most MaxPendingFiles are in flight.
+func (f *Flusher) writeOnce(ctx context.Context, path string, rows []row, up *uploads) (int64, error) {
+	select {
+	case f.pending <- struct{}{}:
+	case <-ctx.Done():
+		return 0, context.Cause(ctx)
+	}
 	obj, err := f.opts.Store.Create(ctx, path)
 	if err != nil {
+		<-f.pending
 		return 0, err
 	}
 	cw := &countWriter{w: obj}
@@ -596,11 +668,18 @@ func (f *Flusher) writeOnce(ctx context.Context, path string, rows []row) (int64
 	f.enc.Unlock()
 	if err != nil {
 		obj.Abort()
+		<-f.pending
 		return 0, err
 	}
-	if err := obj.Close(); err != nil {
-		return 0, err
-	}
+	up.wg.Add(1)
+	go func() {
+		defer up.wg.Done()
+		defer func() { <-f.pending }()
+		if err := obj.Close(); err != nil {
+			f.stats.uploadErrors.Add(1)
+			up.fail(fmt.Errorf("flush: write %s: %w", path, err))
+		}
+	}()
 	return cw.n, nil
 }
 

@@ -439,7 +439,11 @@ func TestUploadedButUncommittedFilesAreNotRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orphans, err := v.f.writeFiles(ctx, ts, 0, 1, to, ts.batch.rows)
+	var up uploads
+	orphans, err := v.f.writeFiles(ctx, ts, 0, 1, to, ts.batch.rows, &up)
+	if werr := up.wait(); err == nil {
+		err = werr
+	}
 	ts.mu.Unlock()
 	if err != nil || len(orphans) == 0 {
 		t.Fatal(len(orphans), err)

@@ -30,10 +30,11 @@ type row struct {
 // stay a few MiB whatever the file size.
 const rowsPerRowGroup = 256 << 10
 
-// parquetWriter encodes rows into one file at a time, with a new
-// parquet-go writer per file sharing one configuration.
+// parquetWriter encodes rows into one file at a time. Reset points the
+// parquet-go writer at the next file, so its column buffers stay warm
+// (memory this VM has not touched recently is slow to fault in).
 type parquetWriter struct {
-	cfg *parquet.WriterConfig
+	w *parquet.GenericWriter[row]
 }
 
 func newParquetWriter(level zstd.Level) *parquetWriter {
@@ -47,12 +48,13 @@ func newParquetWriter(level zstd.Level) *parquetWriter {
 	if err != nil {
 		panic(fmt.Sprintf("BUG: parquet writer config: %v", err))
 	}
-	return &parquetWriter{cfg: cfg}
+	return &parquetWriter{w: parquet.NewGenericWriter[row](io.Discard, cfg)}
 }
 
 // encode writes rows as one complete Parquet file to out.
 func (pw *parquetWriter) encode(out io.Writer, rows []row) error {
-	w := parquet.NewGenericWriter[row](out, pw.cfg)
+	w := pw.w
+	w.Reset(out)
 	for len(rows) > 0 {
 		n := min(len(rows), 64<<10)
 		if _, err := w.Write(rows[:n]); err != nil {

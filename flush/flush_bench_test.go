@@ -1,0 +1,223 @@
+package flush
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/engine"
+)
+
+// benchEvents is the events per flush measured: ~82 MB of 82-byte events,
+// in 64 MiB segments (sealed before the timer starts).
+const benchEvents = 1_000_000
+
+// payload82 returns an 82-byte JSON event like those of the Rust Zombi's
+// benchmark.
+func payload82(dst []byte, rng *rand.Rand, i int) []byte {
+	dst = fmt.Appendf(dst[:0], `{"user":%07d,"event":"%s","session":"%016x","n":%d`,
+		rng.IntN(10_000_000), [...]string{"click", "view", "buy", "scroll"}[i&3], rng.Uint64(), i)
+	for len(dst) < 81 {
+		dst = append(dst, ' ')
+	}
+	return append(dst[:81], '}')
+}
+
+// fillSealed appends n 82-byte events to table (spread over parts
+// partitions, 1 ms apart as a live server stamps them) and seals them.
+func fillSealed(b *testing.B, e *engine.Engine, table string, parts, n int) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	ts := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixMilli()
+	recs := make([]engine.Record, 1000)
+	offs := make([]uint64, len(recs))
+	bufs := make([][]byte, len(recs))
+	for i := 0; i < n; i += len(recs) {
+		for j := range recs {
+			bufs[j] = payload82(bufs[j], rng, i+j)
+			recs[j] = engine.Record{Partition: uint32((i / len(recs)) % parts), TimestampMs: ts + int64(i+j)/100, Payload: bufs[j]}
+		}
+		if err := e.AppendBatch(table, recs, offs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for p := 0; p < parts; p++ {
+		if err := e.Seal(table, uint32(p)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// rssSampler records the peak RssAnon (anonymous resident memory, which
+// excludes the mmap'd segment pages) while it runs.
+type rssSampler struct {
+	peak atomic.Int64
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func readRssAnon() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func startRSS() *rssSampler {
+	s := &rssSampler{stop: make(chan struct{})}
+	s.peak.Store(readRssAnon())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				if r := readRssAnon(); r > s.peak.Load() {
+					s.peak.Store(r)
+				}
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) done() int64 {
+	close(s.stop)
+	s.wg.Wait()
+	return s.peak.Load()
+}
+
+// BenchmarkFlush measures sealed segments of 82-byte events → Parquet
+// (ZSTD) → object store → Iceberg commit (SQLite catalog) → MarkFlushed.
+// It reports events/s, MB/s of event payload and the peak RssAnon during
+// the flushes.
+func BenchmarkFlush(b *testing.B) {
+	for _, target := range []string{"local", "minio"} {
+		for _, parts := range []int{1, 4} {
+			b.Run(fmt.Sprintf("%s/partitions=%d", target, parts), func(b *testing.B) {
+				var store Store = LocalStore{}
+				if target == "minio" {
+					m := startMinio(b)
+					store = m.store(b, "zombi")
+				}
+				benchFlush(b, store, parts)
+			})
+		}
+	}
+}
+
+func benchFlush(b *testing.B, store Store, parts int) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	e, err := engine.Open(engine.Options{Dir: dir}.WithFsync(engine.FsyncNever))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	copts := catalog.Options{DataDir: dir}
+	if s3, ok := store.(*S3Store); ok {
+		copts.Warehouse = "s3://" + s3.opts.Bucket + "/warehouse"
+		copts.IOProps = s3.CatalogProps()
+	}
+	cat, err := catalog.Open(ctx, copts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cat.Close()
+	f, err := New(Options{Engine: e, Catalog: cat, Store: store, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	table := "bench"
+	// Create the table outside the measurement.
+	if _, err := f.Table(ctx, table); err != nil {
+		b.Fatal(err)
+	}
+	var events, fileBytes int64
+	var peak, base int64
+	var flushTime, writeTime, commitTime time.Duration
+	var commits int
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		fillSealed(b, e, table, parts, benchEvents)
+		runtime.GC()
+		rss := startRSS()
+		base = max(base, rss.peak.Load())
+		b.StartTimer()
+		start := time.Now()
+		res, err := f.FlushTable(ctx, table)
+		flushTime += time.Since(start)
+		b.StopTimer()
+		peak = max(peak, rss.done())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Events != benchEvents {
+			b.Fatalf("flushed %d events", res.Events)
+		}
+		events += res.Events
+		writeTime += res.WriteDuration
+		commitTime += res.CommitDuration
+		commits += res.Commits
+		fileBytes += res.FileBytes
+		b.StartTimer()
+	}
+	secs := flushTime.Seconds()
+	b.ReportMetric(float64(events)/secs, "events/s")
+	b.ReportMetric(float64(events)*82/secs/1e6, "MB/s")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-RssAnon-MiB")
+	b.ReportMetric(float64(base)/(1<<20), "start-RssAnon-MiB")
+	b.ReportMetric(float64(fileBytes)/float64(events), "parquet-B/event")
+	b.ReportMetric(float64(commitTime.Milliseconds())/float64(commits), "ms/commit")
+	b.ReportMetric(writeTime.Seconds()/secs*100, "%write")
+}
+
+// BenchmarkEncode is the ceiling: parquet-go encoding the same rows with
+// ZSTD into io.Discard.
+func BenchmarkEncode(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	rows := make([]row, 1<<18)
+	ts := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixMilli()
+	for i := range rows {
+		rows[i] = row{Sequence: int64(i + 1), Topic: "bench", Payload: payload82(nil, rng, i), TimestampMs: ts + int64(i)/100, EventDate: 20514, EventHour: 10}
+	}
+	pw := newParquetWriter(zstd.SpeedFastest)
+	var out countWriter
+	out.w = io.Discard
+	b.SetBytes(int64(len(rows)) * 82)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := pw.encode(&out, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
