@@ -215,6 +215,10 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	l.high.Store(last)
 	l.sync.Lock()
 	l.sync.appended = last
+	if s.Size() == s.End() {
+		// Stored straight into the page cache: written already.
+		l.sync.written = max(l.sync.written, last)
+	}
 	if n := len(l.sync.dirty); n == 0 || l.sync.dirty[n-1] != act {
 		l.sync.dirty = append(l.sync.dirty, act)
 	}

@@ -64,7 +64,7 @@ func (p *Preallocated) Activate(path string, base uint64, createdMs int64) (*Seg
 		return fail(err)
 	}
 	p.path = path
-	mm, err := p.f.Map(int(p.capacity), false)
+	mm, err := p.f.Map(int(p.capacity), true)
 	if err != nil {
 		return fail(err)
 	}

@@ -87,7 +87,7 @@ var settings = []setting{
 		c.MaxBodyBytes = n << 20
 		return err
 	}},
-	{"fsync", "ZOMBI_FSYNC", "always", "mode", "durability: always (ack after fsync, group commit), interval, never (page cache)", func(c *config, v string) error {
+	{"fsync", "ZOMBI_FSYNC", "interval", "mode", "durability: always (ack after fsync, group commit), interval (ack in page cache, fsync every --fsync-interval-ms), never (page cache)", func(c *config, v string) error {
 		m, err := engine.ParseFsyncMode(v)
 		if err != nil {
 			return errors.New("want always, interval or never")
