@@ -60,7 +60,7 @@ type Segment struct {
 	fmu      sync.Mutex  // serialises Flush, Sync and Seal
 	werr     error       // first write error; sticky (guarded by fmu)
 	failed   atomic.Bool // werr is set: no more direct stores either
-	dirDirty bool       // the directory entry is not yet durable (guarded by fmu)
+	dirDirty bool        // the directory entry is not yet durable (guarded by fmu)
 
 	// Owned by the appender.
 	next     uint64 // sequence of the next record
