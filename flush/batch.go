@@ -160,6 +160,7 @@ func sortRows(rows []row) {
 // at most about TargetFileBytes of raw data.
 type fileSpan struct {
 	rows []row
+	raw  int64 // raw bytes of rows
 	df   catalog.DataFile
 }
 
@@ -180,7 +181,7 @@ func split(rows []row, target int64) []fileSpan {
 				break
 			}
 		}
-		s := fileSpan{rows: rows[i:j]}
+		s := fileSpan{rows: rows[i:j], raw: raw}
 		df := &s.df
 		df.Records = int64(j - i)
 		df.EventDate, df.EventHour = rows[i].EventDate, rows[i].EventHour

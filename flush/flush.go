@@ -16,15 +16,14 @@
 // range C+1..T as one unit that catalog.Table.Commit refuses to apply
 // twice. Files uploaded for a commit that never happened are orphans:
 // readers never see them, and their deterministic names
-// (<partition>-<from>-<to>-<n>.parquet) are overwritten when the same
-// range is flushed again.
+// (<partition>-<from>-<n>.parquet) are overwritten when a range starting
+// at the same offset is flushed again.
 //
 // # Locking
 //
 // Flusher.mu guards the table map. tableState.mu serialises the flushes
 // of one table (the background loop and FlushTable) and guards the
-// state's fields. Flusher.enc guards the Parquet writer. Lock order:
-// tableState.mu → Flusher.enc.
+// state's fields.
 package flush
 
 import (
@@ -173,10 +172,7 @@ type Flusher struct {
 	mu     sync.Mutex // guards tables
 	tables map[string]*tableState
 
-	enc struct { // the Parquet encoder, one file at a time
-		sync.Mutex
-		w *parquetWriter
-	}
+	writers sync.Pool // of *parquetWriter: one per round in progress, kept warm
 	// pending holds a token per data file being written or completing
 	// in the background (MaxPendingFiles).
 	pending chan struct{}
@@ -220,7 +216,7 @@ func New(opts Options) (*Flusher, error) {
 		return nil, err
 	}
 	f := &Flusher{opts: opts, e: opts.Engine, cat: opts.Catalog, tables: make(map[string]*tableState)}
-	f.enc.w = newParquetWriter(opts.ZstdLevel)
+	f.writers.New = func() any { return newParquetWriter(opts.ZstdLevel) }
 	f.pending = make(chan struct{}, opts.MaxPendingFiles)
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.hotBytes.Store(f.e.Stats().HotBytes)
@@ -377,8 +373,22 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 		}
 		ts.lastSeal = f.opts.Now()
 	}
-	for round := 0; round < maxRounds; round++ {
+	for round, attempt := 0, 1; round < maxRounds; round++ {
 		n, err := f.roundLocked(ctx, ts, &res)
+		var werr *writeError
+		if errors.As(err, &werr) && attempt < f.opts.UploadAttempts && ctx.Err() == nil {
+			// Nothing was committed: write the round again.
+			f.stats.uploadErrors.Add(1)
+			f.opts.Logger.Warn("writing data files failed; retrying the round", "table", ts.name, "attempt", attempt, "err", err)
+			if serr := sleepCtx(ctx, backoff(attempt, f.opts.RetryInitial, f.opts.RetryMax)); serr == nil {
+				attempt++
+				round--
+				continue
+			}
+		}
+		if err == nil {
+			attempt = 1
+		}
 		if err != nil {
 			ts.committed = nil // reload before trusting it again
 			ts.lastErr = err
@@ -488,6 +498,8 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	var raw int64
 	var up uploads
 	defer up.wait() // no upload outlives the round, whatever its outcome
+	enc := f.writers.Get().(*parquetWriter)
+	defer f.writers.Put(enc)
 	writeStart := time.Now()
 	for _, pi := range f.e.Partitions(ts.name) {
 		if err := ctx.Err(); err != nil {
@@ -505,26 +517,31 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		// one contiguous range of one commit; a batch is read while the
 		// previous one's upload completes.
 		pr := PartitionResult{Partition: pi.Partition, From: from}
+		pw := &partWriter{f: f, ctx: ctx, pw: enc, base: ts.tbl.Location(), p: pi.Partition, from: from, up: &up}
 		for next, partRaw := from, int64(0); next <= end && partRaw < f.opts.RoundBytes; {
 			b := &ts.batch
 			b.reset()
 			to, err := collect(f.e, ts.name, pi.Partition, next, end, f.opts.BatchBytes, b)
+			if err == nil {
+				err = pw.add(b.rows)
+			}
 			if err != nil {
+				pw.abort()
 				if errors.Is(err, ErrGap) {
 					f.stats.gapErrors.Add(1)
 				}
 				return 0, err
 			}
-			dfs, err := f.writeFiles(ctx, ts, pi.Partition, next, to, b.rows, &up)
-			if err != nil {
-				return 0, err
-			}
-			files = append(files, dfs...)
-			pr.To, pr.Events, pr.Files = to, pr.Events+int64(len(b.rows)), pr.Files+len(dfs)
+			pr.To, pr.Events = to, pr.Events+int64(len(b.rows))
 			partRaw += b.bytes
 			raw += b.bytes
 			next = to + 1
 		}
+		if err := pw.finish(); err != nil {
+			return 0, err
+		}
+		pr.Files = len(pw.files)
+		files = append(files, pw.files...)
 		ranges = append(ranges, catalog.Range{Partition: pi.Partition, From: pr.From, To: pr.To, High: pi.High})
 		prs = append(prs, pr)
 	}
@@ -583,106 +600,6 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	return len(ranges), errors.Join(errs...)
 }
 
-// uploads tracks the data files of one round whose bytes are all
-// encoded and whose upload is completing in the background, so that the
-// next batch is read and encoded meanwhile. The round waits for them
-// before it commits.
-type uploads struct {
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs []error
-}
-
-func (u *uploads) fail(err error) {
-	u.mu.Lock()
-	u.errs = append(u.errs, err)
-	u.mu.Unlock()
-}
-
-// wait waits for every upload and returns their errors.
-func (u *uploads) wait() error {
-	u.wg.Wait()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return errors.Join(u.errs...)
-}
-
-// writeFiles sorts rows, splits them into data files and writes each one,
-// retrying a failed write with backoff. The uploads finish in up.
-func (f *Flusher) writeFiles(ctx context.Context, ts *tableState, p uint32, from, to uint64, rows []row, up *uploads) ([]catalog.DataFile, error) {
-	sortRows(rows)
-	spans := split(rows, f.opts.TargetFileBytes)
-	base := ts.tbl.Location()
-	out := make([]catalog.DataFile, 0, len(spans))
-	for i := range spans {
-		s := &spans[i]
-		s.df.Path = dataFilePath(base, s.df.EventDate, s.df.EventHour, p, from, to, i)
-		n, err := f.writeFile(ctx, s.df.Path, s.rows, up)
-		if err != nil {
-			return nil, err
-		}
-		s.df.SizeBytes = n
-		out = append(out, s.df)
-	}
-	return out, nil
-}
-
-func (f *Flusher) writeFile(ctx context.Context, path string, rows []row, up *uploads) (int64, error) {
-	var err error
-	for attempt := 1; attempt <= f.opts.UploadAttempts; attempt++ {
-		if attempt > 1 {
-			if serr := sleepCtx(ctx, backoff(attempt-1, f.opts.RetryInitial, f.opts.RetryMax)); serr != nil {
-				return 0, errors.Join(err, serr)
-			}
-		}
-		var n int64
-		if n, err = f.writeOnce(ctx, path, rows, up); err == nil {
-			return n, nil
-		}
-		f.stats.uploadErrors.Add(1)
-		f.opts.Logger.Warn("write data file failed", "path", path, "attempt", attempt, "err", err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return 0, fmt.Errorf("flush: write %s: %w", path, err)
-}
-
-// writeOnce encodes rows into a new object and leaves its completion
-// (the last part's upload, or the fsync and rename) to a goroutine
-// tracked by up. At most MaxPendingFiles are in flight.
-func (f *Flusher) writeOnce(ctx context.Context, path string, rows []row, up *uploads) (int64, error) {
-	select {
-	case f.pending <- struct{}{}:
-	case <-ctx.Done():
-		return 0, context.Cause(ctx)
-	}
-	obj, err := f.opts.Store.Create(ctx, path)
-	if err != nil {
-		<-f.pending
-		return 0, err
-	}
-	cw := &countWriter{w: obj}
-	f.enc.Lock()
-	err = f.enc.w.encode(cw, rows)
-	f.enc.Unlock()
-	if err != nil {
-		obj.Abort()
-		<-f.pending
-		return 0, err
-	}
-	up.wg.Add(1)
-	go func() {
-		defer up.wg.Done()
-		defer func() { <-f.pending }()
-		if err := obj.Close(); err != nil {
-			f.stats.uploadErrors.Add(1)
-			up.fail(fmt.Errorf("flush: write %s: %w", path, err))
-		}
-	}()
-	return cw.n, nil
-}
-
 type countWriter struct {
 	w interface{ Write([]byte) (int, error) }
 	n int64
@@ -695,11 +612,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // dataFilePath names a data file under the table location, Hive-style by
-// partition value. The name is a function of the committed range, so a
-// re-flush of the same range overwrites its own orphans.
-func dataFilePath(base string, date, hour int32, p uint32, from, to uint64, n int) string {
+// partition value: <partition>-<first offset of the commit>-<n>.parquet.
+// A range that starts at a given offset is committed at most once, so a
+// name is never reused for a committed file; a re-flush after a failed
+// round overwrites its own orphans.
+func dataFilePath(base string, date, hour int32, p uint32, from uint64, n int) string {
 	day := time.Unix(int64(date)*86400, 0).UTC().Format("2006-01-02")
-	name := fmt.Sprintf("%d-%020d-%020d-%d.parquet", p, from, to, n)
+	name := fmt.Sprintf("%d-%020d-%d.parquet", p, from, n)
 	u, err := url.JoinPath(base, "data", "event_date="+day, "event_hour="+strconv.Itoa(int(hour)), name)
 	if err != nil { // base came from the catalog; cannot happen for file:// and s3://
 		return base + "/data/event_date=" + day + "/event_hour=" + strconv.Itoa(int(hour)) + "/" + name

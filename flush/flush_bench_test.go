@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,9 +64,17 @@ func fillSealed(b *testing.B, e *engine.Engine, table string, parts, n int) {
 // rssSampler records the peak RssAnon (anonymous resident memory, which
 // excludes the mmap'd segment pages) while it runs.
 type rssSampler struct {
-	peak atomic.Int64
-	stop chan struct{}
-	wg   sync.WaitGroup
+	peak     atomic.Int64 // RssAnon
+	heap     atomic.Int64 // Go heap objects (live and not yet swept)
+	heapBase int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func heapObjects() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }
 
 func readRssAnon() int64 {
@@ -87,6 +96,8 @@ func readRssAnon() int64 {
 func startRSS() *rssSampler {
 	s := &rssSampler{stop: make(chan struct{})}
 	s.peak.Store(readRssAnon())
+	s.heapBase = heapObjects()
+	s.heap.Store(s.heapBase)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -99,6 +110,9 @@ func startRSS() *rssSampler {
 			case <-t.C:
 				if r := readRssAnon(); r > s.peak.Load() {
 					s.peak.Store(r)
+				}
+				if h := heapObjects(); h > s.heap.Load() {
+					s.heap.Store(h)
 				}
 			}
 		}
@@ -149,7 +163,7 @@ func benchFlush(b *testing.B, store Store, parts int) {
 		b.Fatal(err)
 	}
 	defer cat.Close()
-	f, err := New(Options{Engine: e, Catalog: cat, Store: store, Logger: quietLogger()})
+	f, err := New(Options{Engine: e, Catalog: cat, Store: store, Logger: quietLogger(), BatchBytes: benchBatchBytes()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -160,7 +174,7 @@ func benchFlush(b *testing.B, store Store, parts int) {
 		b.Fatal(err)
 	}
 	var events, fileBytes int64
-	var peak, base int64
+	var peak, base, heap int64
 	var flushTime, writeTime, commitTime time.Duration
 	var commits int
 	for i := 0; i < b.N; i++ {
@@ -175,6 +189,7 @@ func benchFlush(b *testing.B, store Store, parts int) {
 		flushTime += time.Since(start)
 		b.StopTimer()
 		peak = max(peak, rss.done())
+		heap = max(heap, rss.heap.Load()-rss.heapBase)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -193,6 +208,7 @@ func benchFlush(b *testing.B, store Store, parts int) {
 	b.ReportMetric(float64(events)*82/secs/1e6, "MB/s")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-RssAnon-MiB")
 	b.ReportMetric(float64(base)/(1<<20), "start-RssAnon-MiB")
+	b.ReportMetric(float64(heap)/(1<<20), "flush-heap-MiB")
 	b.ReportMetric(float64(fileBytes)/float64(events), "parquet-B/event")
 	b.ReportMetric(float64(commitTime.Milliseconds())/float64(commits), "ms/commit")
 	b.ReportMetric(writeTime.Seconds()/secs*100, "%write")
@@ -221,3 +237,10 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// benchBatchBytes is Options.BatchBytes for the benchmark:
+// ZOMBI_BENCH_BATCH_MB, or the default.
+func benchBatchBytes() int64 {
+	mb, _ := strconv.Atoi(os.Getenv("ZOMBI_BENCH_BATCH_MB"))
+	return int64(mb) << 20
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/zombihq/zombi/catalog"
 	"github.com/zombihq/zombi/engine"
 )
@@ -439,14 +440,19 @@ func TestUploadedButUncommittedFilesAreNotRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_ = to
 	var up uploads
-	orphans, err := v.f.writeFiles(ctx, ts, 0, 1, to, ts.batch.rows, &up)
+	pw := &partWriter{f: v.f, ctx: ctx, pw: newParquetWriter(zstd.SpeedFastest), base: ts.tbl.Location(), p: 0, from: 1, up: &up}
+	err = pw.add(ts.batch.rows)
+	if err == nil {
+		err = pw.finish()
+	}
 	if werr := up.wait(); err == nil {
 		err = werr
 	}
 	ts.mu.Unlock()
-	if err != nil || len(orphans) == 0 {
-		t.Fatal(len(orphans), err)
+	if err != nil || len(pw.files) == 0 {
+		t.Fatal(len(pw.files), err)
 	}
 
 	if _, err := v.f.FlushTable(ctx, "events"); err != nil {
@@ -618,6 +624,29 @@ func TestOptionalKeyKeepsNulls(t *testing.T) {
 			if (r.IdempotencyKey != nil) != (r.Sequence%3 == 0) || r.IdempotencyKey != nil && *r.IdempotencyKey == "" {
 				t.Fatalf("n=%d: row %d key %v", n, r.Sequence, r.IdempotencyKey)
 			}
+		}
+	}
+}
+
+// With batches much smaller than the target file size, a time-ordered
+// partition still gets one file per hour (a row group per batch), and an
+// out-of-order one gets a new file where order would break.
+func TestFilesSpanBatches(t *testing.T) {
+	ctx := context.Background()
+	v := openEnv(t, t.TempDir(), Options{BatchBytes: 1 << 20})
+	want := map[evKey]event{}
+	fillTable(t, v.e, "events", 40000, want)
+	res, err := v.f.FlushTable(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, _ := v.f.Table(ctx, "events")
+	scanTable(t, tbl, want)
+	checkDataFiles(t, tbl, openLocal(t))
+	for _, pr := range res.Partitions {
+		t.Logf("partition %d: %d events, %d files", pr.Partition, pr.Events, pr.Files)
+		if pr.Partition == 0 && pr.Files != 3 {
+			t.Fatalf("time-ordered partition 0 spans 3 hours in %d files", pr.Files)
 		}
 	}
 }

@@ -51,16 +51,33 @@ func newParquetWriter(level zstd.Level) *parquetWriter {
 	return &parquetWriter{w: parquet.NewGenericWriter[row](io.Discard, cfg)}
 }
 
-// encode writes rows as one complete Parquet file to out.
-func (pw *parquetWriter) encode(out io.Writer, rows []row) error {
-	w := pw.w
-	w.Reset(out)
+// begin starts a file written to out.
+func (pw *parquetWriter) begin(out io.Writer) { pw.w.Reset(out) }
+
+// writeRowGroup writes rows as one or more row groups of the file.
+func (pw *parquetWriter) writeRowGroup(rows []row) error {
 	for len(rows) > 0 {
 		n := min(len(rows), 64<<10)
-		if _, err := w.Write(rows[:n]); err != nil {
+		if _, err := pw.w.Write(rows[:n]); err != nil {
 			return err
 		}
 		rows = rows[n:]
 	}
-	return w.Close()
+	return pw.w.Flush()
+}
+
+// end writes the footer.
+func (pw *parquetWriter) end() error { return pw.w.Close() }
+
+// discard drops a file in progress.
+func (pw *parquetWriter) discard() { pw.w.Reset(io.Discard) }
+
+// encode writes rows as one complete Parquet file to out.
+func (pw *parquetWriter) encode(out io.Writer, rows []row) error {
+	pw.begin(out)
+	if err := pw.writeRowGroup(rows); err != nil {
+		pw.discard()
+		return err
+	}
+	return pw.end()
 }
