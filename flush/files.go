@@ -27,16 +27,16 @@ func (e *writeError) Unwrap() error { return e.err }
 // Only one file is open at a time; finished files complete their upload
 // in the background (tracked by up) while the next batch is read.
 type partWriter struct {
-	f        *Flusher
-	ctx      context.Context
-	pw       *parquetWriter
-	base     string // table location
-	p        uint32
-	from     uint64 // first offset of the range: names the files
-	n        int    // files begun
-	up       *uploads
-	tail     *openFile
-	files    []catalog.DataFile
+	f     *Flusher
+	ctx   context.Context
+	pw    *parquetWriter
+	base  string // table location
+	p     uint32
+	from  uint64 // first offset of the range: names the files
+	n     int    // files begun
+	up    *uploads
+	tail  *openFile
+	files []catalog.DataFile
 }
 
 type openFile struct {
