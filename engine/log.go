@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -403,6 +404,13 @@ func (l *plog) waitDurable(seq uint64) error {
 // leader running; it releases l.sync during the I/O.
 func (l *plog) leadLocked(sync bool) {
 	l.sync.running = true
+	if sync {
+		// Let appenders that are runnable reach the queue first, so that
+		// the sync covers them too.
+		l.sync.Unlock()
+		runtime.Gosched()
+		l.sync.Lock()
+	}
 	target := l.sync.appended
 	dirty := l.sync.dirty
 	l.sync.dirty = l.sync.spare[:0]
