@@ -6,7 +6,7 @@ PKGS      := ./...
 RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-short race fuzz-short fuzz bench vet fmt clean
+.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine vet fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/zombi
@@ -39,8 +39,13 @@ fuzz-short:
 	done
 fuzz: fuzz-short
 
-bench:
-	cd bench && $(GO) run ./cmd/benchtable
+# `make bench`: the engine micro-benchmarks side by side with Pebble (the
+# bench/peer module, so Pebble never reaches the server binary), then the
+# short HTTP suite measured beside its ceilings.
+bench: bench-engine
+
+bench-engine:
+	cd bench/peer && $(GO) run ./cmd/benchtable
 
 clean:
 	rm -rf bin

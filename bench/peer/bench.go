@@ -1,4 +1,4 @@
-// Package bench measures the hot tier (engine, segment) on a real disk and
+// Package peer measures the hot tier (engine, segment) on a real disk and
 // compares it, in the same process and run, with Pebble (WAL on), the
 // store a Go server would otherwise reach for.
 //
@@ -10,7 +10,7 @@
 // per byte appended (from /proc/self/io).
 //
 // This is its own Go module so that Pebble never reaches the server binary.
-package bench
+package peer
 
 import (
 	"bufio"

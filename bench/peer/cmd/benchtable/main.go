@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/zombihq/zombi/bench"
+	"github.com/zombihq/zombi/bench/peer"
 	"github.com/zombihq/zombi/engine"
 	"github.com/zombihq/zombi/segment"
 )
@@ -45,15 +45,15 @@ type config struct {
 
 // row is one workload; pebble says whether Pebble runs it too.
 type row struct {
-	w      bench.Workload
+	w      peer.Workload
 	pebble bool
-	eng    []bench.Result
-	peb    []bench.Result
+	eng    []peer.Result
+	peb    []peer.Result
 }
 
 func main() {
 	var c config
-	flag.StringVar(&c.dir, "dir", bench.BenchDir(), "parent directory for the data (must be a real disk; also $ZOMBI_BENCH_DIR)")
+	flag.StringVar(&c.dir, "dir", peer.BenchDir(), "parent directory for the data (must be a real disk; also $ZOMBI_BENCH_DIR)")
 	flag.IntVar(&c.runs, "runs", 3, "runs per workload and system; the table shows medians")
 	flag.IntVar(&c.n, "n", 1_000_000, "records per run of the 82 B page-cache workloads")
 	flag.IntVar(&c.durableN, "durable-n", 100_000, "records per run of the synced workloads (always mode, Pebble Sync=true)")
@@ -83,29 +83,29 @@ func run(c config) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
-	fsType := bench.FSType(c.dir)
+	fsType := peer.FSType(c.dir)
 	if fsType == "tmpfs" {
 		fmt.Fprintf(os.Stderr, "benchtable: warning: %s is tmpfs; figures will not reflect a disk (set -dir)\n", c.dir)
 	}
-	devStat := bench.DeviceStatPath(c.dir)
+	devStat := peer.DeviceStatPath(c.dir)
 	start := time.Now()
 
 	never, always, interval := engine.FsyncNever, engine.FsyncAlways, engine.FsyncInterval
 	big := func(size int) int { return max(c.bigBytes/size, 100) }
 	dl := c.deadline
 	rows := []*row{
-		{w: bench.Workload{Size: 82, Batch: 1, Writers: 1, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 100, Writers: 1, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 1, Writers: 64, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 1, Writers: 64, Partitions: 8, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 100, Writers: 64, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 1, Writers: 64, Events: c.n, Mode: interval, Deadline: dl}},
-		{w: bench.Workload{Size: 82, Batch: 100, Writers: 1, Events: c.durableN, Mode: always, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 1, Writers: 64, Events: c.durableN, Mode: always, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 1, Writers: 64, Partitions: 8, Events: c.durableN, Mode: always, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 82, Batch: 100, Writers: 64, Events: 10 * c.durableN, Mode: always, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 1024, Batch: 100, Writers: 1, Events: big(1024), Mode: never, Deadline: dl}, pebble: true},
-		{w: bench.Workload{Size: 20 << 10, Batch: 100, Writers: 1, Events: big(20 << 10), Mode: never, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 1, Writers: 1, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 100, Writers: 1, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 1, Writers: 64, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 1, Writers: 64, Partitions: 8, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 100, Writers: 64, Events: c.n, Mode: never, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 1, Writers: 64, Events: c.n, Mode: interval, Deadline: dl}},
+		{w: peer.Workload{Size: 82, Batch: 100, Writers: 1, Events: c.durableN, Mode: always, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 1, Writers: 64, Events: c.durableN, Mode: always, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 1, Writers: 64, Partitions: 8, Events: c.durableN, Mode: always, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 82, Batch: 100, Writers: 64, Events: 10 * c.durableN, Mode: always, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 1024, Batch: 100, Writers: 1, Events: big(1024), Mode: never, Deadline: dl}, pebble: true},
+		{w: peer.Workload{Size: 20 << 10, Batch: 100, Writers: 1, Events: big(20 << 10), Mode: never, Deadline: dl}, pebble: true},
 	}
 	for i, r := range rows {
 		for k := 0; k < c.runs; k++ {
@@ -117,13 +117,13 @@ func run(c config) error {
 				if isPebble && !r.pebble {
 					continue
 				}
-				var res bench.Result
+				var res peer.Result
 				var err error
 				if isPebble {
-					res, err = bench.RunPebble(c.dir, r.w)
+					res, err = peer.RunPebble(c.dir, r.w)
 					r.peb = append(r.peb, res)
 				} else {
-					res, err = bench.RunEngine(c.dir, r.w)
+					res, err = peer.RunEngine(c.dir, r.w)
 					r.eng = append(r.eng, res)
 				}
 				if err != nil {
@@ -137,16 +137,16 @@ func run(c config) error {
 
 	var waRows []waRow
 	if !c.noWA {
-		for _, w := range []bench.Workload{
+		for _, w := range []peer.Workload{
 			{Size: 82, Batch: 100, Writers: 1, Events: c.waN, Mode: never},
 			{Size: 82, Batch: 1, Writers: 64, Events: c.waDurN, Mode: always},
 		} {
 			w.MeasureIO, w.DevStat, w.FlushPebble = true, devStat, true
-			er, err := bench.RunEngine(c.dir, w)
+			er, err := peer.RunEngine(c.dir, w)
 			if err != nil {
 				return fmt.Errorf("write amplification %s (engine): %w", w, err)
 			}
-			pr, err := bench.RunPebble(c.dir, w)
+			pr, err := peer.RunPebble(c.dir, w)
 			if err != nil {
 				return fmt.Errorf("write amplification %s (pebble): %w", w, err)
 			}
@@ -158,7 +158,7 @@ func run(c config) error {
 
 	var lats []syncLat
 	for _, zero := range []bool{false, true} {
-		p50, p99, err := bench.SyncLatency(c.dir, zero, c.syncN)
+		p50, p99, err := peer.SyncLatency(c.dir, zero, c.syncN)
 		if err != nil {
 			return fmt.Errorf("sync latency: %w", err)
 		}
@@ -187,8 +187,8 @@ type syncLat struct {
 }
 
 type waRow struct {
-	w        bench.Workload
-	eng, peb bench.Result
+	w        peer.Workload
+	eng, peb peer.Result
 }
 
 func sysName(pebble bool) string {
@@ -205,18 +205,18 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-func medianOf(rs []bench.Result, f func(bench.Result) float64) float64 {
+func medianOf(rs []peer.Result, f func(peer.Result) float64) float64 {
 	xs := make([]float64, len(rs))
 	for i, r := range rs {
 		xs[i] = f(r)
 	}
-	return bench.Median(xs)
+	return peer.Median(xs)
 }
 
-func evs(r bench.Result) float64 { return r.EventsPerSec() }
-func mbs(r bench.Result) float64 { return r.MBPerSec() }
+func evs(r peer.Result) float64 { return r.EventsPerSec() }
+func mbs(r peer.Result) float64 { return r.MBPerSec() }
 
-func spread(rs []bench.Result) string {
+func spread(rs []peer.Result) string {
 	if len(rs) == 0 {
 		return ""
 	}
@@ -323,7 +323,7 @@ func report(w io.Writer, c config, rows []*row, waRows []waRow, lats []syncLat, 
 		for _, r := range waRows {
 			for _, s := range []struct {
 				name   string
-				res    bench.Result
+				res    peer.Result
 				recLen int
 			}{
 				{"engine", r.eng, segment.RecordHeaderSize + r.w.Size},

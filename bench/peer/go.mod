@@ -1,8 +1,8 @@
-module github.com/zombihq/zombi/bench
+module github.com/zombihq/zombi/bench/peer
 
 go 1.26.0
 
-replace github.com/zombihq/zombi => ../
+replace github.com/zombihq/zombi => ../..
 
 require (
 	github.com/cockroachdb/pebble/v2 v2.1.7
