@@ -66,11 +66,13 @@ type Options struct {
 	// 128 MiB.
 	TargetFileBytes int64
 	// BatchBytes bounds the raw bytes of one partition read into memory
-	// at a time: the flusher's memory is about 1.7 × BatchBytes plus the
-	// upload buffers. Default 32 MiB.
+	// at a time. A file spans batches (a row group each), so this bounds
+	// memory, not file size: the flusher's heap is about 7 × BatchBytes
+	// plus MaxPendingFiles upload part buffers (measured: ~60 MiB local,
+	// ~100 MiB with S3 at the defaults). Default 8 MiB.
 	BatchBytes int64
 	// RoundBytes bounds the raw bytes of one partition in one commit
-	// (consecutive batches). Default 4 × BatchBytes.
+	// (consecutive batches); a commit costs ~10–60 ms. Default 128 MiB.
 	RoundBytes int64
 	// HotMaxBytes is the hot-tier budget (ZOMBI_HOT_MAX_GB): OverBudget
 	// reports true beyond it. Default 0: no budget (see
@@ -113,10 +115,10 @@ func (o *Options) EnsureDefaults() {
 		o.TargetFileBytes = 128 << 20
 	}
 	if o.BatchBytes == 0 {
-		o.BatchBytes = 32 << 20
+		o.BatchBytes = 8 << 20
 	}
 	if o.RoundBytes == 0 {
-		o.RoundBytes = 4 * o.BatchBytes
+		o.RoundBytes = 128 << 20
 	}
 	if o.UploadAttempts == 0 {
 		o.UploadAttempts = 6
@@ -201,7 +203,17 @@ type tableState struct {
 	lastSeal  time.Time
 	failures  int
 	retryAt   time.Time
-	lastErr   error
+	// lastErr is the last flush's error (nil after a success); read
+	// without ts.mu by LastError.
+	lastErr atomic.Pointer[error]
+}
+
+func (ts *tableState) setErr(err error) {
+	if err == nil {
+		ts.lastErr.Store(nil)
+	} else {
+		ts.lastErr.Store(&err)
+	}
 }
 
 type counters struct {
@@ -364,11 +376,12 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 	res := Result{Table: ts.name}
 	defer f.refreshHot()
 	if err := f.prepareLocked(ctx, ts); err != nil {
-		ts.lastErr = err
+		ts.setErr(err)
 		return res, err
 	}
 	if seal {
 		if err := f.sealAll(ts.name); err != nil {
+			ts.setErr(err)
 			return res, err
 		}
 		ts.lastSeal = f.opts.Now()
@@ -391,7 +404,7 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 		}
 		if err != nil {
 			ts.committed = nil // reload before trusting it again
-			ts.lastErr = err
+			ts.setErr(err)
 			res.Duration = time.Since(start)
 			return res, err
 		}
@@ -403,7 +416,8 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 		res.MetadataLocation = ts.tbl.MetadataLocation()
 	}
 	res.Duration = time.Since(start)
-	ts.failures, ts.lastErr = 0, nil
+	ts.failures = 0
+	ts.setErr(nil)
 	return res, nil
 }
 
@@ -695,10 +709,10 @@ func (f *Flusher) Watermarks(ctx context.Context, table string) (catalog.Waterma
 
 // LastError returns the last flush error of table, or nil.
 func (f *Flusher) LastError(table string) error {
-	ts := f.state(table)
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.lastErr
+	if p := f.state(table).lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func backoff(n int, initial, maxWait time.Duration) time.Duration {
