@@ -92,7 +92,8 @@ type Options struct {
 	MaxPendingFiles int
 	// ZstdLevel is the compression level. Default zstd.SpeedFastest.
 	ZstdLevel zstd.Level
-	// OnFlush, when set, is called after every commit (for metrics).
+	// OnFlush, when set, is called after every flush that committed
+	// something, with its Result (for metrics: the duration histogram).
 	OnFlush func(Result)
 	// Logger receives flush reports. Default slog.Default().
 	Logger *slog.Logger
@@ -246,8 +247,10 @@ func (f *Flusher) Start() {
 	})
 }
 
-// Close stops the background loop, cancelling a flush in progress (its
-// range is flushed again after the restart, exactly once).
+// Close stops the background loop and cancels flushes in progress,
+// FlushTable calls included (their ranges are flushed again after the
+// restart, exactly once). Close the Flusher before the engine and the
+// catalog.
 func (f *Flusher) Close() error {
 	if !f.closed.CompareAndSwap(false, true) {
 		return ErrClosed
@@ -341,6 +344,10 @@ func (f *Flusher) FlushTable(ctx context.Context, table string) (Result, error) 
 	if !engine.ValidTableName(table) {
 		return Result{}, engine.ErrInvalidTable
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(f.ctx, cancel) // Close cancels it too
+	defer stop()
 	ts := f.state(table)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -418,6 +425,9 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 	res.Duration = time.Since(start)
 	ts.failures = 0
 	ts.setErr(nil)
+	if res.Commits > 0 && f.opts.OnFlush != nil {
+		f.opts.OnFlush(res)
+	}
 	return res, nil
 }
 
@@ -607,9 +617,6 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		if err := f.e.MarkFlushed(ts.name, r.Partition, r.To); err != nil {
 			errs = append(errs, fmt.Errorf("flush: mark %s/%d flushed to %d: %w", ts.name, r.Partition, r.To, err))
 		}
-	}
-	if f.opts.OnFlush != nil {
-		f.opts.OnFlush(*res)
 	}
 	return len(ranges), errors.Join(errs...)
 }
