@@ -164,8 +164,7 @@ func (w *partWriter) finish() error {
 	go func() {
 		defer w.up.wg.Done()
 		defer func() { <-w.f.pending }()
-		if err := t.obj.Close(); err != nil {
-			w.f.stats.uploadErrors.Add(1)
+		if err := t.obj.Close(); err != nil { // counted when the round is retried
 			w.up.fail(&writeError{fmt.Errorf("flush: write %s: %w", t.df.Path, err)})
 		}
 	}()

@@ -396,9 +396,12 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 	for round, attempt := 0, 1; round < maxRounds; round++ {
 		n, err := f.roundLocked(ctx, ts, &res)
 		var werr *writeError
-		if errors.As(err, &werr) && attempt < f.opts.UploadAttempts && ctx.Err() == nil {
-			// Nothing was committed: write the round again.
+		isWrite := errors.As(err, &werr)
+		if isWrite {
 			f.stats.uploadErrors.Add(1)
+		}
+		if isWrite && attempt < f.opts.UploadAttempts && ctx.Err() == nil {
+			// Nothing was committed: write the round again.
 			f.opts.Logger.Warn("writing data files failed; retrying the round", "table", ts.name, "attempt", attempt, "err", err)
 			if serr := sleepCtx(ctx, backoff(attempt, f.opts.RetryInitial, f.opts.RetryMax)); serr == nil {
 				attempt++
