@@ -6,7 +6,7 @@ PKGS      := ./...
 RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine vet fmt clean
+.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-http vet fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/zombi
@@ -42,10 +42,19 @@ fuzz: fuzz-short
 # `make bench`: the engine micro-benchmarks side by side with Pebble (the
 # bench/peer module, so Pebble never reaches the server binary), then the
 # short HTTP suite measured beside its ceilings.
-bench: bench-engine
+bench: bench-engine bench-http
 
 bench-engine:
 	cd bench/peer && $(GO) run ./cmd/benchtable
+
+# The short HTTP suite: zombi serve (child processes, fresh data dirs on
+# 127.0.0.1) beside a do-nothing and a parse-only fasthttp handler,
+# alternating, medians of BENCH_RUNS runs of BENCH_DURATION each. The table
+# also goes to bench/results/http.md.
+BENCH_RUNS     ?= 3
+BENCH_DURATION ?= 3s
+bench-http: build
+	./$(BIN) load --suite --runs $(BENCH_RUNS) --duration $(BENCH_DURATION) --out bench/results/http.md
 
 clean:
 	rm -rf bin

@@ -2,6 +2,7 @@
 // append log on local disk, and (with the cold tier) Apache Iceberg out.
 //
 //	zombi serve [flags]   run the server (zombi serve --help lists the settings)
+//	zombi load [flags]    send load to a server and report (zombi load --help)
 //	zombi version         print the version
 //	zombi help            print this help
 package main
@@ -43,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr, getenv, nil)
+	case "load":
+		return load(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "zombi %s\n", versionString())
 		return 0
@@ -65,6 +68,7 @@ func printUsage(w io.Writer) {
 
 Usage:
   zombi serve [flags]   run the server (see zombi serve --help)
+  zombi load [flags]    send load to a server and report (see zombi load --help)
   zombi version         print the version
   zombi help            print this help
 `)
@@ -119,7 +123,8 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	log.Info("zombi listening", "addr", ln.Addr().String(), "version", versionString(),
 		"data_dir", cfg.DataDir, "fsync", cfg.Fsync.String(),
 		"max_body_bytes", cfg.MaxBodyBytes, "max_inflight_writes", cfg.MaxInflightWrites,
-		"max_inflight_bytes", cfg.MaxInflightBytes)
+		"max_inflight_bytes", cfg.MaxInflightBytes,
+		"tls", srv.TLS(), "auth_tokens", len(cfg.AuthTokens)) // a count, never a token
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
