@@ -22,9 +22,15 @@ import (
 	"github.com/zombihq/zombi/engine"
 )
 
-// benchEvents is the events per flush measured: ~82 MB of 82-byte events,
-// in 64 MiB segments (sealed before the timer starts).
-const benchEvents = 1_000_000
+// benchEvents is the events per flush measured: ZOMBI_BENCH_EVENTS, by
+// default 1M (~82 MB of 82-byte events, in 64 MiB segments sealed before
+// the timer starts).
+var benchEvents = func() int64 {
+	if n, err := strconv.ParseInt(os.Getenv("ZOMBI_BENCH_EVENTS"), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}()
 
 // payload82 returns an 82-byte JSON event like those of the Rust Zombi's
 // benchmark.
@@ -179,7 +185,7 @@ func benchFlush(b *testing.B, store Store, parts int) {
 	var commits int
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		fillSealed(b, e, table, parts, benchEvents)
+		fillSealed(b, e, table, parts, int(benchEvents))
 		runtime.GC()
 		rss := startRSS()
 		base = max(base, rss.peak.Load())
