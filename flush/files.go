@@ -159,6 +159,7 @@ func (w *partWriter) finish() error {
 		return &writeError{fmt.Errorf("flush: encode %s: %w", t.df.Path, err)}
 	}
 	t.df.SizeBytes = t.cw.n
+	crashPoint("encoded")
 	w.files = append(w.files, t.df)
 	w.up.wg.Add(1)
 	go func() {

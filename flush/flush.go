@@ -580,6 +580,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	if len(ranges) == 0 {
 		return 0, nil
 	}
+	crashPoint("uploaded")
 	commitStart := time.Now()
 	res.WriteDuration += commitStart.Sub(writeStart)
 	cr, err := ts.tbl.Commit(ctx, ranges, files)
@@ -588,6 +589,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		f.stats.commitErrors.Add(1)
 		return 0, err
 	}
+	crashPoint("committed")
 	for _, r := range ranges {
 		ts.committed[r.Partition] = catalog.Mark{Flushed: r.To, High: max(r.High, r.To)}
 	}
@@ -742,5 +744,18 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return context.Cause(ctx)
 	case <-t.C:
 		return nil
+	}
+}
+
+// crashHook, when set (by tests), is called at the named points of a
+// flush: "encoded" (a data file's bytes are written, its upload may not
+// be complete), "uploaded" (every file of a round is stored, nothing
+// committed), "committed" (the commit is in the table, the engine's
+// flushed watermark not yet saved).
+var crashHook func(point string)
+
+func crashPoint(point string) {
+	if crashHook != nil {
+		crashHook(point)
 	}
 }
