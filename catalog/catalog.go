@@ -96,6 +96,13 @@ type Options struct {
 	// RetryInitial is the first backoff between commit attempts; it
 	// doubles up to RetryMax, with jitter. Defaults 50 ms and 5 s.
 	RetryInitial, RetryMax time.Duration
+	// RetainSnapshots is how many snapshots a table keeps: every snapshot
+	// (each with a summary naming every partition) stays in the metadata
+	// file, which is rewritten by each commit, so older ones are expired
+	// once there are 10 % more (their manifest lists are deleted; data
+	// files stay, as they are still referenced). Default 1000; negative
+	// keeps all.
+	RetainSnapshots int
 	// Logger receives retry reports. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -122,6 +129,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.RetryMax == 0 {
 		o.RetryMax = 5 * time.Second
+	}
+	if o.RetainSnapshots == 0 {
+		o.RetainSnapshots = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

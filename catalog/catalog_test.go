@@ -217,3 +217,34 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatal("gs:// accepted")
 	}
 }
+
+func TestOldSnapshotsExpire(t *testing.T) {
+	ctx := context.Background()
+	c, err := Open(ctx, Options{DataDir: t.TempDir(), RetainSnapshots: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tbl, err := c.Table(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const commits = 30
+	for k := uint64(0); k < commits; k++ {
+		from, to := k*10+1, k*10+10
+		if _, err := tbl.Commit(ctx, []Range{{Partition: 0, From: from, To: to, High: to}}, []DataFile{fakeFile(tbl, 0, from, to)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(tbl.Iceberg().Metadata().Snapshots()); n > 11 {
+		t.Fatalf("%d snapshots kept", n)
+	}
+	w, err := tbl.Watermarks(ctx)
+	if err != nil || w[0].Flushed != commits*10 {
+		t.Fatalf("watermarks %v, %v", w, err)
+	}
+	tasks, err := tbl.Iceberg().Scan().PlanFiles(ctx)
+	if err != nil || len(tasks) != commits {
+		t.Fatalf("%d data files after expiry, %v", len(tasks), err)
+	}
+}

@@ -279,7 +279,31 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 	if s := tbl.CurrentSnapshot(); s != nil {
 		res.SnapshotID = s.SnapshotID
 	}
+	t.expireLocked(ctx)
 	return res, false, nil
+}
+
+// expireLocked expires the oldest snapshots once the table holds 10 %
+// more than Options.RetainSnapshots. The commit has succeeded already: a
+// failure is only logged (the next commit tries again).
+//
+// Lock should be held.
+func (t *Table) expireLocked(ctx context.Context) {
+	keep := t.c.opts.RetainSnapshots
+	if keep < 0 || len(t.tbl.Metadata().Snapshots()) <= keep+keep/10 {
+		return
+	}
+	tx := t.tbl.NewTransaction()
+	err := tx.ExpireSnapshots(table.WithRetainLast(keep), table.WithOlderThan(0))
+	var tbl *table.Table
+	if err == nil {
+		tbl, err = tx.Commit(ctx)
+	}
+	if err != nil {
+		t.c.opts.Logger.Warn("expire snapshots failed", "table", t.name, "err", err)
+		return
+	}
+	t.tbl = tbl
 }
 
 // dataFilesLocked converts files to iceberg-go data files with the

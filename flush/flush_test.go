@@ -38,6 +38,11 @@ type env struct {
 
 func openEnv(t *testing.T, dir string, opts Options) *env {
 	t.Helper()
+	return openEnvCatalog(t, dir, opts, nil)
+}
+
+func openEnvCatalog(t *testing.T, dir string, opts Options, catOpts func(*catalog.Options)) *env {
+	t.Helper()
 	e, err := engine.Open(engine.Options{Dir: dir, SegmentBytes: 1 << 20}.WithFsync(engine.FsyncNever))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +51,9 @@ func openEnv(t *testing.T, dir string, opts Options) *env {
 	if s3, ok := opts.Store.(*S3Store); ok {
 		copts.Warehouse = "s3://" + s3.opts.Bucket + "/warehouse"
 		copts.IOProps = s3IOProps(s3.opts)
+	}
+	if catOpts != nil {
+		catOpts(&copts)
 	}
 	cat, err := catalog.Open(context.Background(), copts)
 	if err != nil {
@@ -649,4 +657,25 @@ func TestFilesSpanBatches(t *testing.T) {
 			t.Fatalf("time-ordered partition 0 spans 3 hours in %d files", pr.Files)
 		}
 	}
+}
+
+// Expiring old snapshots keeps every data file: the table still reads
+// back whole.
+func TestSnapshotExpiryKeepsData(t *testing.T) {
+	ctx := context.Background()
+	v := openEnvCatalog(t, t.TempDir(), Options{}, func(o *catalog.Options) { o.RetainSnapshots = 2 })
+	want := map[evKey]event{}
+	for i := 0; i < 6; i++ {
+		appendN(t, v.e, "events", uint32(i%2), 500, func(j int) int64 { return baseTs + int64(i*1000+j) }, want)
+		if _, err := v.f.FlushTable(ctx, "events"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tbl, _ := v.f.Table(ctx, "events")
+	if n := len(tbl.Iceberg().Metadata().Snapshots()); n > 3 {
+		t.Fatalf("%d snapshots", n)
+	}
+	scanTable(t, tbl, want)
+	checkWatermarks(t, v, "events")
+	checkDataFiles(t, tbl, openLocal(t))
 }
