@@ -33,6 +33,18 @@ func badRequest(format string, args ...any) error {
 	return &decodeError{code: codeBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
+// errNotUTF8 refuses a JSON body that is not UTF-8 (RFC 8259 §8.1), as
+// serde_json does in the Rust Zombi. Binary payloads go in payload_base64.
+func errNotUTF8() error {
+	return badRequest("Invalid JSON: the body is not valid UTF-8 (send binary payloads as payload_base64)")
+}
+
+// tooManyRecords refuses a bulk request over Config.MaxBulkRecords; it
+// answers 413.
+func tooManyRecords(limit int) error {
+	return &decodeError{code: codeTooLarge, msg: fmt.Sprintf("Too many records in one bulk request (limit: %d; split the batch or raise ZOMBI_MAX_BULK_RECORDS)", limit)}
+}
+
 func invalidInput(format string, args ...any) error {
 	return &decodeError{code: codeInvalidInput, msg: fmt.Sprintf(format, args...)}
 }
@@ -43,6 +55,7 @@ type decoder struct {
 	scratch []byte          // payloads that are not a sub-slice of the input
 	fix     []scratchRef    // records whose payload lives in scratch
 	recs    []engine.Record // decoded records
+	maxRecs int             // records a bulk request may hold; 0: no bound
 }
 
 // scratchRef says that recs[rec].Payload is scratch[start:end]; it is
@@ -71,6 +84,9 @@ func (d *decoder) resolve() {
 //	 "partition": 0, "timestamp_ms": 1700000000000, "idempotency_key": "k"}
 func (d *decoder) decodeJSONEvent(body []byte) (engine.Record, error) {
 	d.reset()
+	if !utf8.Valid(body) {
+		return engine.Record{}, errNotUTF8()
+	}
 	v, err := d.parser.ParseBytes(body)
 	if err != nil {
 		return engine.Record{}, badRequest("Invalid JSON: %v", err)
@@ -86,6 +102,9 @@ func (d *decoder) decodeJSONEvent(body []byte) (engine.Record, error) {
 // {"records": [event, …]}.
 func (d *decoder) decodeJSONBulk(body []byte) ([]engine.Record, error) {
 	d.reset()
+	if !utf8.Valid(body) {
+		return nil, errNotUTF8()
+	}
 	v, err := d.parser.ParseBytes(body)
 	if err != nil {
 		return nil, badRequest("Invalid JSON: %v", err)
@@ -100,6 +119,9 @@ func (d *decoder) decodeJSONBulk(body []byte) ([]engine.Record, error) {
 	arr, err := rv.Array()
 	if err != nil {
 		return nil, badRequest("Invalid JSON: `records` must be an array")
+	}
+	if d.maxRecs > 0 && len(arr) > d.maxRecs {
+		return nil, tooManyRecords(d.maxRecs)
 	}
 	for i, rec := range arr {
 		if err := d.jsonRecord(rec, i); err != nil {
@@ -288,6 +310,9 @@ func (d *decoder) decodeProtoBulk(body []byte) ([]engine.Record, error) {
 		}
 		body = body[n:]
 		if num == bulkRecords && typ == protowire.BytesType {
+			if d.maxRecs > 0 && len(d.recs) >= d.maxRecs {
+				return nil, tooManyRecords(d.maxRecs)
+			}
 			v, n := protowire.ConsumeBytes(body)
 			if n < 0 {
 				return nil, protoError(n)

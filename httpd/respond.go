@@ -24,6 +24,9 @@ const (
 	codeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	codeNoColdTier       = "COLD_STORAGE_NOT_CONFIGURED" // 503: flush, compact, /v1 without a cold tier
 	codeTimeout          = "REQUEST_TIMEOUT"             // 408: the body did not arrive in time
+	codeUnauthorized     = "UNAUTHORIZED"                // 401: missing or unknown bearer token
+	codeForbidden        = "FORBIDDEN"                   // 403: the token's role is too low
+	codeHeadersTooLarge  = "HEADERS_TOO_LARGE"           // 431: request headers over the read buffer
 )
 
 // retryAfterSecs is the Retry-After sent with every SERVER_OVERLOADED.

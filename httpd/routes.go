@@ -11,10 +11,13 @@ import (
 // allocation.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if v := ctx.Request.Header.Peek(refusedHeader); len(v) > 0 {
-		s.refused(ctx, v)
+		s.refused(ctx, v) // auth verdicts come first there
 		return
 	}
 	path := ctx.Path() // URL-decoded and normalised by fasthttp
+	if s.auth != nil && !s.authorize(ctx, path) {
+		return
+	}
 	switch {
 	case bytes.HasPrefix(path, []byte("/tables/")):
 		s.routeTable(ctx, path[len("/tables/"):])

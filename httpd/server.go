@@ -38,10 +38,13 @@ package httpd
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +90,17 @@ type Config struct {
 	// IdleTimeout closes keep-alive connections idle this long.
 	// Default 60 s.
 	IdleTimeout time.Duration
+	// MaxBulkRecords bounds the records of one bulk request; more answer
+	// 413 before any is appended. Default 100,000.
+	MaxBulkRecords int
+
+	// Tokens, when not empty, turn authentication on: every route but
+	// /health* needs a bearer token of a high enough role (see auth.go).
+	Tokens []Token
+	// TLSCertFile and TLSKeyFile, both set or both empty, serve HTTPS
+	// with that PEM certificate (chain) and key.
+	TLSCertFile string
+	TLSKeyFile  string
 
 	inflightBytesSet bool
 }
@@ -107,6 +121,7 @@ const (
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 30 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxBulkRecords    = 100_000
 )
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -135,6 +150,9 @@ func (c *Config) EnsureDefaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.MaxBulkRecords == 0 {
+		c.MaxBulkRecords = DefaultMaxBulkRecords
+	}
 }
 
 // Validate reports every problem with the configuration at once.
@@ -158,6 +176,15 @@ func (c *Config) Validate() error {
 	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 {
 		errs = append(errs, errors.New("httpd: timeouts must not be negative"))
 	}
+	if c.MaxBulkRecords < 1 {
+		errs = append(errs, errors.New("httpd: max bulk records must be positive"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("httpd: TLS needs both a certificate and a key file"))
+	}
+	if err := validateTokens(c.Tokens); err != nil {
+		errs = append(errs, fmt.Errorf("httpd: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -169,6 +196,9 @@ type Server struct {
 	srv *fasthttp.Server
 	met *serverMetrics
 	adm admission
+	// auth checks bearer tokens; nil when authentication is off.
+	auth *authenticator
+	tls  bool
 
 	names    tableNames
 	start    time.Time
@@ -192,6 +222,11 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	s.met = newServerMetrics(s)
+	auth, err := newAuthenticator(cfg.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
 		HeaderReceived:               s.headerReceived,
@@ -207,14 +242,30 @@ func New(cfg Config) (*Server, error) {
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{cfg.Logger},
 	}
+	if cfg.TLSCertFile != "" {
+		s.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if err := s.srv.AppendCert(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return nil, fmt.Errorf("httpd: TLS certificate: %w", err)
+		}
+		s.tls = true
+	}
 	return s, nil
 }
 
 // Handler returns the request handler, for tests and embedding.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
-// Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves HTTP (HTTPS when a TLS certificate is configured) on ln
+// until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.tls {
+		return s.srv.ServeTLS(ln, "", "") // the certificate loaded by New
+	}
+	return s.srv.Serve(ln)
+}
+
+// TLS reports whether the server serves HTTPS.
+func (s *Server) TLS() bool { return s.tls }
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // to finish, or for ctx to end. It does not close the engine.
@@ -224,7 +275,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // refusedHeader marks a request that headerReceived refused; its value is
-// "413 <content-length>" or "503 <reason>".
+// "413 <content-length>", "503 <reason>", or an auth verdict ("401 …",
+// "403 …"). Only refusals are marked, so a forged marker (were
+// headerReceived not to run) could only refuse a request, never admit one.
 const refusedHeader = "X-Zombi-Refused"
 
 // headerReceived runs admission control on a request's headers, before
@@ -237,10 +290,19 @@ const refusedHeader = "X-Zombi-Refused"
 // only checked; the handler charges them.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	h.Del(refusedHeader) // never trust one sent by a client
+	cl := h.ContentLength()
+	if s.auth != nil && cl != 0 && cl != -2 {
+		// A body follows: check the token now, so an unauthenticated
+		// client never gets a byte of its body read.
+		if v := s.authRefusal(h); v != "" {
+			h.Set(refusedHeader, v)
+			h.SetContentLength(0)
+			return fasthttp.RequestConfig{}
+		}
+	}
 	if !h.IsPost() {
 		return fasthttp.RequestConfig{}
 	}
-	cl := h.ContentLength()
 	switch {
 	case cl > s.cfg.MaxBodyBytes:
 		h.Set(refusedHeader, "413 "+strconv.Itoa(cl))
@@ -280,6 +342,10 @@ func isTableWrite(uri []byte) bool {
 func (s *Server) refused(ctx *fasthttp.RequestCtx, verdict []byte) {
 	ctx.SetConnectionClose() // the unread body is still on the wire
 	code, arg, _ := bytes.Cut(verdict, []byte(" "))
+	if string(code) == "401" || string(code) == "403" {
+		s.authRefused(ctx, string(verdict))
+		return
+	}
 	if string(code) == "413" {
 		s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge,
 			"Request body of "+string(arg)+" bytes exceeds the limit of "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes (ZOMBI_MAX_BODY_MB)")
@@ -307,20 +373,45 @@ func msgTooManyBytes(limit int64) string {
 // format.
 func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var netErr net.Error
+	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large")
+	case errors.As(err, &small):
+		s.writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, codeHeadersTooLarge,
+			"Request headers too large (limit: "+strconv.Itoa(s.readBufferSize())+" bytes)")
 	case errors.As(err, &netErr) && netErr.Timeout():
 		s.writeError(ctx, fasthttp.StatusRequestTimeout, codeTimeout, "Request timed out")
 	default:
-		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Malformed HTTP request: "+err.Error())
+		// fasthttp's parse errors quote the raw request, which may hold
+		// credentials: never echo them.
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Malformed HTTP request")
 	}
+}
+
+// readBufferSize bounds a request's headers (fasthttp's ReadBufferSize).
+func (s *Server) readBufferSize() int {
+	if n := s.srv.ReadBufferSize; n > 0 {
+		return n
+	}
+	return 4096 // fasthttp's default
 }
 
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Debug("fasthttp", "msg", sprintf(format, args...))
+	f.l.Debug("fasthttp", "msg", redactRequest(sprintf(format, args...)))
+}
+
+// redactRequest cuts a fasthttp message where it starts quoting the raw
+// request, which may hold a bearer token: logs never carry credentials.
+func redactRequest(msg string) string {
+	for _, marker := range []string{"error when reading request headers", "contents:"} {
+		if i := strings.Index(msg, marker); i >= 0 {
+			return msg[:i+len(marker)] + " (the raw request is not logged)"
+		}
+	}
+	return msg
 }
 
 // admission is the write budget: requests and body bytes in flight.

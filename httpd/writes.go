@@ -252,6 +252,7 @@ func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
 		return
 	}
 	var recs []engine.Record
+	st.dec.maxRecs = s.cfg.MaxBulkRecords
 	if isProtobuf(ctx) {
 		recs, err = st.dec.decodeProtoBulk(body)
 	} else {
@@ -329,7 +330,11 @@ func parseUint32(v []byte) (uint32, error) {
 func (s *Server) decodeError(ctx *fasthttp.RequestCtx, err error) {
 	var de *decodeError
 	if errors.As(err, &de) {
-		s.writeError(ctx, fasthttp.StatusBadRequest, de.code, de.msg)
+		status := fasthttp.StatusBadRequest
+		if de.code == codeTooLarge {
+			status = fasthttp.StatusRequestEntityTooLarge
+		}
+		s.writeError(ctx, status, de.code, de.msg)
 		return
 	}
 	s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, err.Error())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +37,10 @@ type config struct {
 	ShutdownTimeout   time.Duration
 	LogLevel          slog.Level
 	LogFormat         string
+	MaxBulkRecords    int
+	AuthTokens        []httpd.Token // empty: authentication off
+	TLSCert           string        // PEM certificate (chain); empty: plain HTTP
+	TLSKey            string        // PEM private key
 }
 
 // setting is one configuration knob, defined once: its flag, environment
@@ -145,6 +150,44 @@ var settings = []setting{
 		c.ShutdownTimeout = time.Duration(n) * time.Second
 		return err
 	}},
+	{"max-bulk-records", "ZOMBI_MAX_BULK_RECORDS", "100000", "int", "records in one bulk request; more answer 413", func(c *config, v string) error {
+		n, err := intIn(v, 1, 10_000_000)
+		c.MaxBulkRecords = n
+		return err
+	}},
+	{"auth-tokens", "ZOMBI_AUTH_TOKENS", "", "tokens", "bearer tokens, \"token:role,…\" or \"@/path/to/file\" (one token:role a line); roles metrics < read < write < admin; empty: no authentication (see README, Security)", func(c *config, v string) error {
+		c.AuthTokens = nil
+		if v == "" {
+			return nil
+		}
+		spec := v
+		if path, ok := strings.CutPrefix(v, "@"); ok {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("cannot read the token file: %w", err)
+			}
+			spec = string(b)
+		}
+		toks, err := httpd.ParseTokens(spec)
+		c.AuthTokens = toks
+		return err
+	}},
+	{"tls-cert", "ZOMBI_TLS_CERT", "", "path", "PEM certificate (chain) file: serve HTTPS (with --tls-key)", func(c *config, v string) error {
+		c.TLSCert = v
+		return nil
+	}},
+	{"tls-key", "ZOMBI_TLS_KEY", "", "path", "PEM private key file of --tls-cert", func(c *config, v string) error {
+		c.TLSKey = v
+		if (c.TLSCert == "") != (v == "") {
+			return errors.New("set both --tls-cert and --tls-key, or neither")
+		}
+		if v != "" {
+			if _, err := tls.LoadX509KeyPair(c.TLSCert, v); err != nil {
+				return fmt.Errorf("cannot load the TLS certificate and key: %w", err)
+			}
+		}
+		return nil
+	}},
 	{"log-level", "ZOMBI_LOG_LEVEL", "info", "level", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},
@@ -156,6 +199,9 @@ var settings = []setting{
 		return nil
 	}},
 }
+
+// secretSettings are never printed, not even in an error.
+var secretSettings = map[string]bool{"auth-tokens": true}
 
 func intIn(v string, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
@@ -198,7 +244,11 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (co
 	for _, s := range settings {
 		v := vals[s.Flag]
 		if err := s.set(&c, v.value); err != nil {
-			errs = append(errs, fmt.Errorf("invalid %s=%q (%s): %v", s.Flag, v.value, v.from, err))
+			shown := strconv.Quote(v.value)
+			if secretSettings[s.Flag] && !strings.HasPrefix(v.value, "@") {
+				shown = "<redacted>" // never print a token
+			}
+			errs = append(errs, fmt.Errorf("invalid %s=%s (%s): %v", s.Flag, shown, v.from, err))
 		}
 	}
 	return c, errors.Join(errs...)
@@ -245,5 +295,9 @@ func (c *config) httpConfig(e *engine.Engine, log *slog.Logger) httpd.Config {
 		ReadTimeout:       c.ReadTimeout,
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       c.IdleTimeout,
+		MaxBulkRecords:    c.MaxBulkRecords,
+		Tokens:            c.AuthTokens,
+		TLSCertFile:       c.TLSCert,
+		TLSKeyFile:        c.TLSKey,
 	}.WithMaxInflightBytes(c.MaxInflightBytes)
 }
