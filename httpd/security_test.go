@@ -50,7 +50,9 @@ func TestAuthRoles(t *testing.T) {
 		admin    = []call{{"POST", "/tables/t/flush", ""}, {"POST", "/tables/t/compact", ""}}
 		byRole   = map[Role][]call{RoleNone: health, RoleMetrics: metrics, RoleRead: read, RoleWrite: write, RoleAdmin: admin}
 		tokens   = map[Role]string{RoleMetrics: tokMetrics, RoleRead: tokRead, RoleWrite: tokWrite, RoleAdmin: tokAdmin}
-		passCode = func(r resp) bool { return r.status < 400 || r.status == 503 && strings.Contains(r.body, codeNoColdTier) }
+		passCode = func(r resp) bool {
+			return r.status < 400 || r.status == 503 && strings.Contains(r.body, codeNoColdTier)
+		}
 	)
 	for need, calls := range byRole {
 		for _, c := range calls {
