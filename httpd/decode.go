@@ -45,6 +45,39 @@ func tooManyRecords(limit int) error {
 	return &decodeError{code: codeTooLarge, msg: fmt.Sprintf("Too many records in one bulk request (limit: %d; split the batch or raise ZOMBI_MAX_BULK_RECORDS)", limit)}
 }
 
+// tooManyValues refuses a JSON body over decoder.maxValues; it answers
+// 413.
+func tooManyValues(limit int) error {
+	return &decodeError{code: codeTooLarge, msg: fmt.Sprintf("Too many JSON values in one request (limit: %d, 4 × ZOMBI_MAX_BULK_RECORDS; split the batch, or send large documents as payload_base64)", limit)}
+}
+
+// tooManyValues reports whether body holds more than d.maxValues JSON
+// values, counted before parsing as 1 + the commas and opening brackets
+// outside strings (an upper bound of the values fastjson would build).
+// A value takes at least 2 bytes, so smaller bodies are not scanned.
+func (d *decoder) tooManyValues(body []byte) bool {
+	limit := d.maxValues
+	if limit <= 0 || len(body) <= 2*limit {
+		return false
+	}
+	n := 1
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case ',', '[', '{':
+			if n++; n > limit {
+				return true
+			}
+		case '"':
+			for i++; i < len(body) && body[i] != '"'; i++ {
+				if body[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return false
+}
+
 func invalidInput(format string, args ...any) error {
 	return &decodeError{code: codeInvalidInput, msg: fmt.Sprintf(format, args...)}
 }
@@ -56,6 +89,10 @@ type decoder struct {
 	fix     []scratchRef    // records whose payload lives in scratch
 	recs    []engine.Record // decoded records
 	maxRecs int             // records a bulk request may hold; 0: no bound
+	// maxValues bounds the JSON values of a body; 0: no bound. fastjson
+	// builds a tree of ~100-300 bytes per value before we see any of it,
+	// so a 16 MiB body of "1,1,1,…" would take ~4 GB and 20 s of CPU.
+	maxValues int
 }
 
 // scratchRef says that recs[rec].Payload is scratch[start:end]; it is
@@ -87,6 +124,9 @@ func (d *decoder) decodeJSONEvent(body []byte) (engine.Record, error) {
 	if !utf8.Valid(body) {
 		return engine.Record{}, errNotUTF8()
 	}
+	if d.tooManyValues(body) {
+		return engine.Record{}, tooManyValues(d.maxValues)
+	}
 	v, err := d.parser.ParseBytes(body)
 	if err != nil {
 		return engine.Record{}, badRequest("Invalid JSON: %v", err)
@@ -104,6 +144,9 @@ func (d *decoder) decodeJSONBulk(body []byte) ([]engine.Record, error) {
 	d.reset()
 	if !utf8.Valid(body) {
 		return nil, errNotUTF8()
+	}
+	if d.tooManyValues(body) {
+		return nil, tooManyValues(d.maxValues)
 	}
 	v, err := d.parser.ParseBytes(body)
 	if err != nil {

@@ -205,6 +205,7 @@ func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
 		}
 		rec, err = decodeProtoEvent(body, p)
 	} else {
+		st.dec.maxValues = maxJSONValues(s.cfg.MaxBulkRecords)
 		rec, err = st.dec.decodeJSONEvent(body)
 	}
 	if err != nil {
@@ -253,6 +254,7 @@ func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
 	}
 	var recs []engine.Record
 	st.dec.maxRecs = s.cfg.MaxBulkRecords
+	st.dec.maxValues = maxJSONValues(s.cfg.MaxBulkRecords)
 	if isProtobuf(ctx) {
 		recs, err = st.dec.decodeProtoBulk(body)
 	} else {
@@ -339,6 +341,10 @@ func (s *Server) decodeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, err.Error())
 }
+
+// maxJSONValues is the most JSON values a request body may hold: four
+// per record of the largest bulk request, at least 64 Ki.
+func maxJSONValues(maxBulkRecords int) int { return max(4*maxBulkRecords, 64<<10) }
 
 const invalidTableMsg = "Invalid table name: must match ^[a-zA-Z][a-zA-Z0-9_-]{0,127}$"
 
