@@ -21,15 +21,15 @@ func startPostgres(t *testing.T) string {
 	t.Helper()
 	initdb, err := exec.LookPath("initdb")
 	if err != nil {
-		t.Skip("initdb not found: PostgreSQL tests skipped")
+		skipService(t, "initdb not found: PostgreSQL tests skipped")
 	}
 	pgctl, err := exec.LookPath("pg_ctl")
 	if err != nil {
-		t.Skip("pg_ctl not found: PostgreSQL tests skipped")
+		skipService(t, "pg_ctl not found: PostgreSQL tests skipped")
 	}
 	pgUser, err := user.Lookup("postgres")
 	if err != nil || os.Geteuid() != 0 {
-		t.Skip("needs root and a postgres user: PostgreSQL tests skipped")
+		skipService(t, "needs root and a postgres user: PostgreSQL tests skipped")
 	}
 	uid, _ := strconv.Atoi(pgUser.Uid)
 	gid, _ := strconv.Atoi(pgUser.Gid)
