@@ -33,7 +33,7 @@ func TestDuckDBReadsDataFiles(t *testing.T) {
 	mods := duckdbModules()
 	node, err := exec.LookPath("node")
 	if mods == "" || err != nil {
-		skipService(t, "node and @duckdb/node-api not found: set ZOMBI_TEST_DUCKDB_MODULES or " +
+		skipService(t, "node and @duckdb/node-api not found: set ZOMBI_TEST_DUCKDB_MODULES or "+
 			"npm install --prefix ~/.cache/zombi-duckdb @duckdb/node-api")
 	}
 	ctx := context.Background()

@@ -52,7 +52,7 @@ func startMinio(tb testing.TB) *minioServer {
 	tb.Helper()
 	bin := minioBinary()
 	if bin == "" {
-		skipService(tb, "MinIO binary not found: set ZOMBI_TEST_MINIO or build it with " +
+		skipService(tb, "MinIO binary not found: set ZOMBI_TEST_MINIO or build it with "+
 			"GOBIN=$HOME/.cache/zombi-bin go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c")
 	}
 	m := &minioServer{bin: bin, dir: tb.TempDir(), addr: freeAddr(tb)}
