@@ -464,6 +464,12 @@ func (s *Segment) Seal() error {
 	s.capacity = size
 	s.writable = false
 	s.sealed.Store(true)
+	// No append follows: drop the write buffers (up to 2 x maxKeptBuffer),
+	// which a sealed segment would otherwise keep for as long as it is
+	// open — hundreds of segments' worth in a long run.
+	s.wmu.Lock()
+	s.buf, s.spare = nil, nil
+	s.wmu.Unlock()
 	return nil
 }
 
