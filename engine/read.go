@@ -191,8 +191,9 @@ func (e *Engine) Read(tname string, q Query) ([]Event, bool, error) {
 	return all, more, nil
 }
 
-// arena hands out copies of event bytes from 64 KiB chunks, so a read
-// makes few allocations and earlier slices stay valid.
+// arena hands out copies of event bytes from chunks that double from 4 KiB
+// to 64 KiB, so a read makes few allocations, a small read allocates
+// little, and earlier slices stay valid.
 type arena struct{ buf []byte }
 
 func (a *arena) copy(b []byte) []byte {
@@ -203,7 +204,7 @@ func (a *arena) copy(b []byte) []byte {
 		return append([]byte(nil), b...)
 	}
 	if cap(a.buf)-len(a.buf) < len(b) {
-		a.buf = make([]byte, 0, 64<<10)
+		a.buf = make([]byte, 0, max(min(2*cap(a.buf), 64<<10), 4<<10, len(b)))
 	}
 	n := len(a.buf)
 	a.buf = append(a.buf, b...)
