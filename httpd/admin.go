@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -34,7 +35,12 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 		cold = "ok"
 		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := s.cfg.Cold.Ready(c); err != nil {
-			cold, coldErr, ok = "error", err.Error(), false
+			var deg *DegradedError
+			if errors.As(err, &deg) {
+				cold, coldErr = "degraded", err.Error()
+			} else {
+				cold, coldErr, ok = "error", err.Error(), false
+			}
 		}
 		cancel()
 	}
@@ -186,6 +192,7 @@ func (s *Server) metadata(ctx *fasthttp.RequestCtx, tname []byte) {
 	b = strconv.AppendBool(b, md.IcebergEnabled)
 	for _, kv := range [...][2]string{
 		{"metadata_location", md.MetadataLocation}, {"bucket", md.Bucket}, {"base_path", md.BasePath},
+		{"table_location", md.TableLocation}, {"namespace", md.Namespace},
 	} {
 		if kv[1] != "" {
 			b = append(b, `,"`...)
@@ -226,6 +233,14 @@ func (s *Server) coldAction(ctx *fasthttp.RequestCtx, tname []byte, what string,
 	defer cancel()
 	res, err := do(c, string(tname))
 	if err != nil {
+		if errors.Is(err, ErrNotImplemented) {
+			s.writeError(ctx, fasthttp.StatusNotImplemented, codeNotImplemented, what+" failed: "+err.Error())
+			return
+		}
+		if s.stopping.Load() {
+			s.overloaded(ctx, what+" interrupted: the server is shutting down")
+			return
+		}
 		s.writeError(ctx, fasthttp.StatusInternalServerError, codeStorage, what+" failed: "+err.Error())
 		return
 	}
@@ -233,8 +248,53 @@ func (s *Server) coldAction(ctx *fasthttp.RequestCtx, tname []byte, what string,
 	b = appendJSONString(b, res.Status)
 	b = append(b, `,"message":`...)
 	b = appendJSONString(b, res.Message)
+	if fc := res.Flush; fc != nil {
+		b = append(b, `,"table":`...)
+		b = appendJSONString(b, tname)
+		b = appendFlushCounts(b, fc)
+	}
 	b = append(b, '}')
 	writeJSON(ctx, fasthttp.StatusOK, b)
+}
+
+// appendFlushCounts appends the counts of a flush as fields of the
+// response object: ,"events":…,"files":…,…,"partitions":[…].
+func appendFlushCounts(b []byte, fc *FlushCounts) []byte {
+	for _, f := range [...]struct {
+		name string
+		v    int64
+	}{{"events", fc.Events}, {"files", fc.Files}, {"bytes", fc.FileBytes}, {"raw_bytes", fc.RawBytes}, {"commits", fc.Commits}} {
+		b = append(b, ',')
+		b = appendIntField(b, f.name, f.v)
+	}
+	if fc.SnapshotID != 0 {
+		b = append(b, ',')
+		b = appendIntField(b, "snapshot_id", fc.SnapshotID)
+	}
+	if fc.MetadataLocation != "" {
+		b = append(b, `,"metadata_location":`...)
+		b = appendJSONString(b, fc.MetadataLocation)
+	}
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendFloat(b, fc.DurationMs, 'f', 3, 64)
+	b = append(b, `,"partitions":[`...)
+	for i, p := range fc.Partitions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = appendUintField(b, "partition", uint64(p.Partition))
+		b = append(b, ',')
+		b = appendUintField(b, "from", p.From)
+		b = append(b, ',')
+		b = appendUintField(b, "to", p.To)
+		b = append(b, ',')
+		b = appendIntField(b, "events", p.Events)
+		b = append(b, ',')
+		b = appendIntField(b, "files", p.Files)
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // catalog serves /v1/…, the Iceberg REST catalog view.

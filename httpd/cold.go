@@ -1,9 +1,21 @@
 package httpd
 
-import "context"
+import (
+	"context"
+	"io"
+
+	"github.com/valyala/fasthttp"
+)
 
 // ColdTier is what the HTTP API needs of the cold tier (the flush and
 // catalog packages). Config.Cold is nil until one is wired in.
+//
+// A ColdTier may also implement
+//
+//	OverBudget() bool             the hot tier is over its disk budget: writes answer 503
+//	WritePrometheus(w io.Writer)  extra series for /metrics
+//
+// which the server looks for once, in New (IcebergTier implements both).
 type ColdTier interface {
 	// Metadata describes where table lives in the cold tier.
 	Metadata(ctx context.Context, table string) (TableMetadata, error)
@@ -12,9 +24,23 @@ type ColdTier interface {
 	// Compact rewrites the table's small files.
 	Compact(ctx context.Context, table string) (AdminResult, error)
 	// Ready returns nil when the cold tier can take flushes; it feeds
-	// /health/ready.
+	// /health/ready. A *DegradedError is reported there as "degraded"
+	// without failing readiness.
 	Ready(ctx context.Context) error
 }
+
+// coldBudget is the optional hot-tier budget of a ColdTier.
+type coldBudget interface{ OverBudget() bool }
+
+// coldMetrics is the optional /metrics contribution of a ColdTier.
+type coldMetrics interface{ WritePrometheus(w io.Writer) }
+
+// DegradedError is a Ready error that does not make the server unready:
+// the cold tier is failing, but writes are still taken by the hot tier.
+type DegradedError struct{ Err error }
+
+func (e *DegradedError) Error() string { return e.Err.Error() }
+func (e *DegradedError) Unwrap() error { return e.Err }
 
 // TableMetadata is the body of GET /tables/{t}/metadata. Empty strings are
 // left out of the response.
@@ -24,10 +50,56 @@ type TableMetadata struct {
 	MetadataLocation string
 	Bucket           string
 	BasePath         string
+	// TableLocation is the Iceberg table location (data files go under
+	// it); Namespace the catalog namespace.
+	TableLocation string
+	Namespace     string
 }
 
-// AdminResult is the body of a flush or compact: {"status","message"}.
+// AdminResult is the body of a flush or compact: {"status","message"},
+// plus the counts of a flush when Flush is set.
 type AdminResult struct {
 	Status  string
 	Message string
+	Flush   *FlushCounts
+}
+
+// FlushCounts are what one POST /tables/{t}/flush committed.
+type FlushCounts struct {
+	Events           int64
+	Files            int64
+	FileBytes        int64 // Parquet bytes written
+	RawBytes         int64 // bytes of the events read
+	Commits          int64
+	SnapshotID       int64
+	MetadataLocation string
+	DurationMs       float64
+	Partitions       []FlushedRange
+}
+
+// FlushedRange is one partition's committed offsets, inclusive.
+type FlushedRange struct {
+	Partition uint32
+	From, To  uint64
+	Events    int64
+	Files     int64
+}
+
+// hotFullRetryAfter is the Retry-After of a write refused because the hot
+// tier is over its budget: the condition clears only once a flush has
+// committed and the flushed segments are deleted, so clients are asked to
+// wait longer than for an inflight budget.
+const hotFullRetryAfter = "5"
+
+// hotTierFull reports whether writes are refused because the hot tier is
+// over its disk budget (ZOMBI_HOT_MAX_GB). Cheap: an atomic load.
+func (s *Server) hotTierFull() bool { return s.overBudget != nil && s.overBudget() }
+
+// refuseHotFull answers a write while the hot tier is over its budget:
+// 503 SERVER_OVERLOADED with Retry-After, as every other overload, so that
+// clients of the original retry it; the message names the cause.
+func (s *Server) refuseHotFull(ctx *fasthttp.RequestCtx) {
+	s.overloaded(ctx, "Hot tier full: local disk use is over ZOMBI_HOT_MAX_GB while the cold tier "+
+		"(object store or catalog) is behind or unreachable; writes resume once flushed data is committed")
+	ctx.Response.Header.Set("Retry-After", hotFullRetryAfter)
 }

@@ -136,6 +136,9 @@ func (s *Server) metrics(ctx *fasthttp.RequestCtx) {
 	var buf bytes.Buffer
 	s.met.set.WritePrometheus(&buf)
 	s.writeHotMetrics(&buf)
+	if cm, ok := s.cfg.Cold.(coldMetrics); ok {
+		cm.WritePrometheus(&buf)
+	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	ctx.SetBody(buf.Bytes())

@@ -200,6 +200,10 @@ type Server struct {
 	auth *authenticator
 	tls  bool
 
+	// overBudget reports that the hot tier is over its disk budget (the
+	// cold tier's OverBudget); nil without one. An atomic load.
+	overBudget func() bool
+
 	names    tableNames
 	start    time.Time
 	stopping atomic.Bool // set by Shutdown: readiness fails, new writes are refused
@@ -220,6 +224,9 @@ func New(cfg Config) (*Server, error) {
 			maxWrites: int64(cfg.MaxInflightWrites),
 			maxBytes:  cfg.MaxInflightBytes,
 		},
+	}
+	if b, ok := cfg.Cold.(coldBudget); ok {
+		s.overBudget = b.OverBudget
 	}
 	s.met = newServerMetrics(s)
 	auth, err := newAuthenticator(cfg.Tokens)
@@ -310,6 +317,8 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 		switch {
 		case s.stopping.Load():
 			h.Set(refusedHeader, "503 stopping")
+		case s.hotTierFull():
+			h.Set(refusedHeader, "503 hot")
 		case s.adm.writes.Load() >= s.adm.maxWrites:
 			h.Set(refusedHeader, "503 writes")
 		case s.adm.bytes.Load()+int64(cl) > s.adm.maxBytes:
@@ -354,6 +363,8 @@ func (s *Server) refused(ctx *fasthttp.RequestCtx, verdict []byte) {
 	switch string(arg) {
 	case "stopping":
 		s.overloaded(ctx, "Server is shutting down")
+	case "hot":
+		s.refuseHotFull(ctx)
 	case "writes":
 		s.overloaded(ctx, msgTooManyWrites(s.adm.maxWrites))
 	default:

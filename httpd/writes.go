@@ -64,6 +64,10 @@ func (s *Server) admitWrite(ctx *fasthttp.RequestCtx) (reserved int64, ok bool) 
 		s.overloaded(ctx, "Server is shutting down")
 		return 0, false
 	}
+	if s.hotTierFull() {
+		s.refuseHotFull(ctx)
+		return 0, false
+	}
 	if !s.adm.acquireWrite() {
 		s.overloaded(ctx, msgTooManyWrites(s.adm.maxWrites))
 		return 0, false
