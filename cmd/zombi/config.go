@@ -218,7 +218,17 @@ func intIn(v string, lo, hi int) (int, error) {
 // then flags (flags win). Every invalid value is reported, each with where
 // it came from.
 func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (config, error) {
-	type source struct{ value, from string }
+	c, _, err := loadConfigSources(fs, args, getenv)
+	return c, err
+}
+
+// settingSource is a setting's raw value and where it came from.
+type settingSource struct{ value, from string }
+
+// loadConfigSources is loadConfig that also returns every setting's raw
+// value and source, by flag name (for --print-config).
+func loadConfigSources(fs *flag.FlagSet, args []string, getenv func(string) string) (config, map[string]settingSource, error) {
+	type source = settingSource
 	vals := make(map[string]source, len(settings))
 	for _, s := range settings {
 		vals[s.Flag] = source{s.Default, "default"}
@@ -234,10 +244,10 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (co
 		})
 	}
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		return config{}, vals, err
 	}
 	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return config{}, vals, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var c config
 	var errs []error
@@ -245,13 +255,13 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (co
 		v := vals[s.Flag]
 		if err := s.set(&c, v.value); err != nil {
 			shown := strconv.Quote(v.value)
-			if secretSettings[s.Flag] && !strings.HasPrefix(v.value, "@") {
+			if isSecret(s) && !strings.HasPrefix(v.value, "@") {
 				shown = "<redacted>" // never print a token
 			}
 			errs = append(errs, fmt.Errorf("invalid %s=%s (%s): %v", s.Flag, shown, v.from, err))
 		}
 	}
-	return c, errors.Join(errs...)
+	return c, vals, errors.Join(errs...)
 }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
@@ -264,7 +274,7 @@ func lookupEnv(getenv func(string) string, name string) (string, bool) {
 
 // printServeUsage lists every setting with its env name and default.
 func printServeUsage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: zombi serve [flags]\n\nRuns the HTTP server. Every setting is a flag and an environment variable;\nflags win over the environment.\n\n")
+	fmt.Fprintf(w, "Usage: zombi serve [flags]\n\nRuns the HTTP server. Every setting is a flag and an environment variable;\nflags win over the environment. --print-config prints the values in effect\n(secrets masked) and exits; docs/configuration.md has the same table.\n\n")
 	for _, s := range settings {
 		fmt.Fprintf(w, "  --%s %s\n      %s\n      env %s, default %q\n", s.Flag, s.Kind, s.Usage, s.Env, s.Default)
 	}

@@ -3,6 +3,8 @@
 //
 //	zombi serve [flags]   run the server (zombi serve --help lists the settings)
 //	zombi load [flags]    send load to a server and report (zombi load --help)
+//	zombi config          print the settings table (--markdown, --env)
+//	zombi inspect         read a data directory offline (zombi inspect --help)
 //	zombi version         print the version
 //	zombi help            print this help
 package main
@@ -46,6 +48,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return serve(args[1:], stdout, stderr, getenv, nil)
 	case "load":
 		return load(args[1:], stdout, stderr)
+	case "config":
+		return configCmd(args[1:], stdout, stderr)
+	case "inspect":
+		return inspect(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "zombi %s\n", versionString())
 		return 0
@@ -69,6 +75,8 @@ func printUsage(w io.Writer) {
 Usage:
   zombi serve [flags]   run the server (see zombi serve --help)
   zombi load [flags]    send load to a server and report (see zombi load --help)
+  zombi config          print every setting as Markdown (--markdown) or an env file (--env)
+  zombi inspect         list, verify and dump a data directory offline (see zombi inspect --help)
   zombi version         print the version
   zombi help            print this help
 `)
@@ -90,9 +98,18 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	fs := flag.NewFlagSet("zombi serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	cfg, err := loadConfig(fs, args, getenv)
+	printCfg := fs.Bool("print-config", false, "")
+	cfg, vals, err := loadConfigSources(fs, args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		printServeUsage(stdout)
+		return 0
+	}
+	if *printCfg && vals != nil {
+		printConfig(stdout, vals, getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "zombi serve: %v\n", err)
+			return 2
+		}
 		return 0
 	}
 	if err != nil {
@@ -101,6 +118,11 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	}
 	log := newLogger(stderr, cfg)
 	slog.SetDefault(log)
+	notify, err := newNotifier(getenv)
+	if err != nil {
+		log.Warn("cannot reach the service manager (NOTIFY_SOCKET)", "err", err)
+	}
+	defer notify.close()
 
 	eng, err := engine.Open(cfg.engineOptions(log))
 	if err != nil {
@@ -142,6 +164,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	notify.ready("serving on " + ln.Addr().String())
 
 	code := 0
 	select {
@@ -156,6 +179,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 
 	// Stop accepting, let in-flight requests finish (bounded), then make
 	// everything durable and close the engine.
+	notify.stopping("stopping: draining requests, final flush, closing the hot tier")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("in-flight requests did not finish in time", "timeout", cfg.ShutdownTimeout, "err", err)
