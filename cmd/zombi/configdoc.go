@@ -163,8 +163,8 @@ func maskValue(secret bool, v string) string {
 	return v
 }
 
-// externalEnv are variables that zombi (through the AWS SDKs) reads besides
-// its own settings; --print-config shows those that are set.
+// externalEnv are variables the S3 client may read besides the settings;
+// --print-config shows those that are set and not settings themselves.
 var externalEnv = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 	"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_PROFILE",
@@ -184,8 +184,12 @@ func printConfig(w io.Writer, vals map[string]settingSource, getenv func(string)
 	for i, s := range settings {
 		fmt.Fprintf(w, "%-*s  # %s\n", width, lines[i], vals[s.Flag].from)
 	}
+	defined := make(map[string]bool, len(settings))
+	for _, s := range settings {
+		defined[s.Env] = true
+	}
 	for _, name := range externalEnv {
-		if v, ok := lookupEnv(getenv, name); ok {
+		if v, ok := lookupEnv(getenv, name); ok && !defined[name] {
 			fmt.Fprintf(w, "%s=%s  # env (read by the S3 client)\n", name, envQuote(maskValue(secretName(name), v)))
 		}
 	}
