@@ -41,6 +41,7 @@ type config struct {
 	AuthTokens        []httpd.Token // empty: authentication off
 	TLSCert           string        // PEM certificate (chain); empty: plain HTTP
 	TLSKey            string        // PEM private key
+	Cold              coldConfig    // the cold tier (cold.go)
 }
 
 // setting is one configuration knob, defined once: its flag, environment
@@ -188,6 +189,118 @@ var settings = []setting{
 		}
 		return nil
 	}},
+	{"iceberg-enabled", "ZOMBI_ICEBERG_ENABLED", "true", "bool", "flush sealed segments to Parquet and commit them to Iceberg; false serves the hot tier only", func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		c.Cold.Enabled = b
+		return nil
+	}},
+	{"flush-interval-secs", "ZOMBI_FLUSH_INTERVAL_SECS", "30", "s", "seal and flush active segments this often: events are visible in Iceberg within about this + 1 s + the flush time", func(c *config, v string) error {
+		n, err := intIn(v, 1, 86400)
+		c.Cold.FlushInterval = time.Duration(n) * time.Second
+		return err
+	}},
+	{"target-file-size-mb", "ZOMBI_TARGET_FILE_SIZE_MB", "128", "MiB", "largest Parquet data file, in event bytes before compression (one file per partition-hour up to this)", func(c *config, v string) error {
+		n, err := intIn(v, 1, 16384)
+		c.Cold.TargetFileBytes = int64(n) << 20
+		return err
+	}},
+	{"hot-max-gb", "ZOMBI_HOT_MAX_GB", "", "GiB", "hot-tier disk budget: beyond it writes answer 503 until the cold tier catches up (fractions allowed; empty: 80 % of the free space of the data dir at start; 0: no budget)", func(c *config, v string) error {
+		c.Cold.HotMaxBytes = -1 // auto
+		if v == "" {
+			return nil
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || f < 0 || f > 1<<20 {
+			return errors.New("want a number of GiB between 0 and 1048576")
+		}
+		c.Cold.HotMaxBytes = int64(f * (1 << 30))
+		return nil
+	}},
+	{"max-concurrent-s3-uploads", "ZOMBI_MAX_CONCURRENT_S3_UPLOADS", "4", "int", "data files uploaded at once (each holds one 8 MiB part buffer)", func(c *config, v string) error {
+		n, err := intIn(v, 1, 256)
+		c.Cold.MaxUploads = n
+		return err
+	}},
+	{"s3-max-retries", "ZOMBI_S3_MAX_RETRIES", "5", "int", "retries of a failed data-file upload before the flush fails (and is retried later)", func(c *config, v string) error {
+		n, err := intIn(v, 0, 100)
+		c.Cold.UploadAttempts = n + 1
+		return err
+	}},
+	{"s3-retry-initial-ms", "ZOMBI_S3_RETRY_INITIAL_MS", "200", "ms", "first backoff after a failed upload or flush; doubles up to --s3-retry-max-ms", func(c *config, v string) error {
+		n, err := intIn(v, 1, 3_600_000)
+		c.Cold.RetryInitial = time.Duration(n) * time.Millisecond
+		return err
+	}},
+	{"s3-retry-max-ms", "ZOMBI_S3_RETRY_MAX_MS", "10000", "ms", "longest backoff between upload or flush attempts", func(c *config, v string) error {
+		n, err := intIn(v, 1, 3_600_000)
+		c.Cold.RetryMax = time.Duration(n) * time.Millisecond
+		if err == nil && c.Cold.RetryMax < c.Cold.RetryInitial {
+			return errors.New("must not be below --s3-retry-initial-ms")
+		}
+		return err
+	}},
+	{"s3-bucket", "ZOMBI_S3_BUCKET", "", "string", "S3 or MinIO bucket of the warehouse; empty: a local warehouse in <data-dir>/warehouse", func(c *config, v string) error {
+		c.Cold.S3Bucket = strings.TrimSpace(v)
+		return nil
+	}},
+	{"s3-endpoint", "ZOMBI_S3_ENDPOINT", "", "url", "S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO; empty: AWS S3", func(c *config, v string) error {
+		c.Cold.S3Endpoint = strings.TrimSpace(v)
+		if c.Cold.S3Endpoint != "" && c.Cold.S3Bucket == "" {
+			return errors.New("needs --s3-bucket (ZOMBI_S3_BUCKET)")
+		}
+		return nil
+	}},
+	{"s3-region", "ZOMBI_S3_REGION", "us-east-1", "string", "region of the bucket", func(c *config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		c.Cold.S3Region = v
+		return nil
+	}},
+	{"storage-path", "ZOMBI_STORAGE_PATH", "warehouse", "string", "prefix of the warehouse in the bucket: tables go to s3://<bucket>/<path>/<namespace>/<table>", func(c *config, v string) error {
+		c.Cold.StoragePath = strings.Trim(strings.TrimSpace(v), "/")
+		return nil
+	}},
+	{"aws-access-key-id", "AWS_ACCESS_KEY_ID", "", "string", "S3 access key; empty: the instance role (prefer the environment to the flag)", func(c *config, v string) error {
+		c.Cold.AccessKey = v
+		return nil
+	}},
+	{"aws-secret-access-key", "AWS_SECRET_ACCESS_KEY", "", "secret", "S3 secret key (prefer the environment to the flag)", func(c *config, v string) error {
+		c.Cold.SecretKey = v
+		if (c.Cold.AccessKey == "") != (v == "") {
+			return errors.New("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+		}
+		return nil
+	}},
+	{"aws-session-token", "AWS_SESSION_TOKEN", "", "secret", "S3 session token of temporary credentials", func(c *config, v string) error {
+		c.Cold.SessionToken = v
+		return nil
+	}},
+	{"catalog-url", "ZOMBI_CATALOG_URL", "", "url", "Iceberg catalog: empty: SQLite in <data-dir>/catalog.db; http(s)://…: a REST catalog; postgres://…: a SQL catalog on PostgreSQL; sqlite:PATH", func(c *config, v string) error {
+		v = strings.TrimSpace(v)
+		switch {
+		case v == "", strings.HasPrefix(v, "http://"), strings.HasPrefix(v, "https://"),
+			strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"),
+			strings.HasPrefix(v, "sqlite:"), strings.HasPrefix(v, "file:"):
+			c.Cold.CatalogURL = v
+			return nil
+		}
+		return errors.New("want http(s)://, postgres://, sqlite:PATH or empty")
+	}},
+	{"catalog-token", "ZOMBI_CATALOG_TOKEN", "", "secret", "bearer token of the REST catalog", func(c *config, v string) error {
+		c.Cold.CatalogToken = v
+		return nil
+	}},
+	{"catalog-namespace", "ZOMBI_CATALOG_NAMESPACE", "zombi", "string", "Iceberg namespace of the event tables", func(c *config, v string) error {
+		if v == "" || strings.ContainsAny(v, "/\x1f") {
+			return errors.New("must be a non-empty name without /")
+		}
+		c.Cold.Namespace = v
+		return nil
+	}},
 	{"log-level", "ZOMBI_LOG_LEVEL", "info", "level", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},
@@ -201,7 +314,7 @@ var settings = []setting{
 }
 
 // secretSettings are never printed, not even in an error.
-var secretSettings = map[string]bool{"auth-tokens": true}
+var secretSettings = map[string]bool{"auth-tokens": true, "aws-secret-access-key": true, "aws-session-token": true, "catalog-token": true, "catalog-url": true}
 
 func intIn(v string, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(v))

@@ -129,18 +129,45 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		log.Error("cannot open the hot tier", "dir", cfg.DataDir, "err", err)
 		return 1
 	}
-	srv, err := httpd.New(cfg.httpConfig(eng, log))
+	var cold *coldTier // nil: hot tier only (ZOMBI_ICEBERG_ENABLED=false)
+	if cfg.Cold.Enabled {
+		octx, ocancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cold, err = openCold(octx, &cfg, eng, log)
+		ocancel()
+		if err != nil {
+			log.Error("cannot open the cold tier (set ZOMBI_ICEBERG_ENABLED=false to serve the hot tier only)", "err", err)
+			_ = eng.Close()
+			return 1
+		}
+	}
+	closeEarly := func() {
+		if cold != nil {
+			_ = cold.close(log, 0)
+		}
+		_ = eng.Close()
+		if cold != nil {
+			_ = cold.closeCatalog()
+		}
+	}
+	hc := cfg.httpConfig(eng, log)
+	if cold != nil {
+		cold.httpConfig(&hc)
+	}
+	srv, err := httpd.New(hc)
 	if err != nil {
 		log.Error("invalid server configuration", "err", err)
-		_ = eng.Close()
+		closeEarly()
 		return 1
 	}
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", addr, "err", err)
-		_ = eng.Close()
+		closeEarly()
 		return 1
+	}
+	if cold != nil {
+		cold.f.Start()
 	}
 	log.Info("zombi listening", "addr", ln.Addr().String(), "version", versionString(),
 		"data_dir", cfg.DataDir, "fsync", cfg.Fsync.String(),
@@ -185,6 +212,19 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		log.Warn("in-flight requests did not finish in time", "timeout", cfg.ShutdownTimeout, "err", err)
 	}
 	cancel()
+	if cold != nil {
+		// A bounded final flush, then the flusher stops; the engine
+		// closes after it and the catalog last.
+		if err := cold.close(log, cfg.ShutdownTimeout); err != nil {
+			log.Error("closing the cold tier", "err", err)
+			code = 1
+		}
+		defer func() {
+			if err := cold.closeCatalog(); err != nil {
+				log.Warn("closing the catalog", "err", err)
+			}
+		}()
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- eng.Close() }()
 	select {
