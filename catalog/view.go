@@ -93,7 +93,9 @@ func (c *Catalog) LoadView(ctx context.Context, name string) (TableView, error) 
 
 // ReaderProps returns the FileIO properties a reader needs to open the
 // tables' files (s3.endpoint, s3.region, path-style access), without
-// credentials: readers bring their own.
+// credentials: readers bring their own. Besides iceberg-go's names it
+// carries the Java FileIO's (client.region, s3.path-style-access), so
+// Spark and Trino pick them up from the REST catalog's config too.
 func (c *Catalog) ReaderProps() map[string]string {
 	out := map[string]string{}
 	for k, v := range c.opts.IOProps {
@@ -101,6 +103,12 @@ func (c *Catalog) ReaderProps() map[string]string {
 			continue
 		}
 		out[k] = v
+	}
+	if r := out["s3.region"]; r != "" {
+		out["client.region"] = r
+	}
+	if out["s3.force-virtual-addressing"] == "false" {
+		out["s3.path-style-access"] = "true"
 	}
 	return out
 }

@@ -260,7 +260,7 @@ var settings = []setting{
 		c.Cold.S3Region = v
 		return nil
 	}},
-	{"storage-path", "ZOMBI_STORAGE_PATH", "warehouse", "string", "prefix of the warehouse in the bucket: tables go to s3://<bucket>/<path>/<namespace>/<table>", func(c *config, v string) error {
+	{"storage-path", "ZOMBI_STORAGE_PATH", "warehouse", "string", "prefix of the warehouse in the bucket: tables go to s3://<bucket>/<path>/<namespace>.db/<table>", func(c *config, v string) error {
 		c.Cold.StoragePath = strings.Trim(strings.TrimSpace(v), "/")
 		return nil
 	}},
