@@ -81,7 +81,11 @@ func openCold(ctx context.Context, c *config, e *engine.Engine, log *slog.Logger
 			return nil, err
 		}
 	}
-	tier := httpd.NewIcebergTier(cat, e, cc.S3Bucket, cc.StoragePath)
+	basePath := "" // the warehouse prefix in the bucket
+	if cc.S3Bucket != "" {
+		basePath = cc.StoragePath
+	}
+	tier := httpd.NewIcebergTier(cat, e, cc.S3Bucket, basePath)
 	f, err := flush.New(flush.Options{
 		Engine: e, Catalog: cat, Store: store,
 		Interval: cc.FlushInterval, TargetFileBytes: cc.TargetFileBytes, HotMaxBytes: hotMax,
