@@ -17,7 +17,8 @@ const coldTimeout = 5 * time.Minute
 
 // ready serves GET /health/ready: 200 when the server can take traffic,
 // 503 (same body shape) when it cannot: shutting down, a failed partition
-// log, the cold tier not ready, or inflight bytes at 90 % of the budget.
+// log, the cold tier not ready, or inflight bytes or write requests at
+// 90 % of their budget.
 func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 	ok := true
 	hot, hotErr := "ok", ""
@@ -46,7 +47,7 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 	}
 	inflight := s.adm.bytes.Load()
 	bp := "ok"
-	if float64(inflight) >= 0.9*float64(s.adm.maxBytes) {
+	if float64(inflight) >= 0.9*float64(s.adm.maxBytes) || float64(s.adm.writes.Load()) >= 0.9*float64(s.adm.maxWrites) {
 		bp, ok = "warning", false
 	}
 

@@ -43,6 +43,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if s.allow(ctx, "GET") {
 			s.metrics(ctx)
 		}
+	case string(path) == "/openapi.yaml":
+		if s.allow(ctx, "GET") {
+			s.openAPI(ctx)
+		}
 	case string(path) == "/v1" || bytes.HasPrefix(path, []byte("/v1/")):
 		if s.allow(ctx, "GET, HEAD") {
 			s.catalog(ctx)

@@ -12,6 +12,7 @@
 //	POST /consumers/{g}/commit        commit a consumer offset
 //	GET  /consumers/{g}/offset        read it back
 //	GET  /health, /health/live, /health/ready, /stats, /metrics
+//	GET  /openapi.yaml                this API in OpenAPI 3 (docs/openapi.yaml)
 //	GET|HEAD /v1/…                    Iceberg REST catalog view, when configured
 //
 // Every 4xx and 5xx has the body {"error": msg, "code": CODE}.
@@ -248,6 +249,9 @@ func New(cfg Config) (*Server, error) {
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{cfg.Logger},
+	}
+	if requestLogging(cfg.Logger) {
+		s.srv.Handler = s.handleLogged // debug level: every request (reqlog.go)
 	}
 	if cfg.TLSCertFile != "" {
 		s.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
