@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
 
 	"github.com/zombihq/zombi/catalog"
 	"github.com/zombihq/zombi/engine"
@@ -30,52 +31,98 @@ var flushDurationBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 // IcebergTier is the ColdTier of a flush.Flusher committing to an Iceberg
 // catalog. Wire it as
 //
-//	tier := httpd.NewIcebergTier(cat, eng, bucket, basePath)
+//	tier := httpd.NewIcebergTier(eng, bucket, basePath)
+//	cat, _ := catalog.Open(…)
 //	f, _ := flush.New(flush.Options{…, OnFlush: tier.ObserveFlush})
-//	tier.Attach(f) // before the server serves
+//	tier.Attach(f, cat)
+//
+// and set Config.Cold = tier, Config.Catalog = tier.CatalogHandler().
+// Until Attach (the catalog may be unreachable when the server starts)
+// writes go to the hot tier only, flushes and metadata fail, and
+// /health/ready reports the cold tier degraded with the error given to
+// SetUnavailable.
 type IcebergTier struct {
-	cat      *catalog.Catalog
 	eng      *engine.Engine
-	f        atomic.Pointer[flush.Flusher]
 	bucket   string // "" for a local warehouse
 	basePath string // the warehouse prefix in the bucket
+
+	att   atomic.Pointer[attached]
+	unav  atomic.Pointer[error] // why the catalog is not attached yet
+	views atomic.Pointer[func(*fasthttp.RequestCtx)]
 
 	set      *metrics.Set
 	duration *metrics.PrometheusHistogram
 }
 
-// NewIcebergTier returns the cold tier over cat and eng; bucket and
-// basePath (ZOMBI_S3_BUCKET, ZOMBI_STORAGE_PATH) are reported by
+// attached is the flusher and catalog of an attached IcebergTier.
+type attached struct {
+	f   *flush.Flusher
+	cat *catalog.Catalog
+}
+
+// NewIcebergTier returns the cold tier of eng; bucket and basePath
+// (ZOMBI_S3_BUCKET, ZOMBI_STORAGE_PATH) are reported by
 // GET /tables/{t}/metadata.
-func NewIcebergTier(cat *catalog.Catalog, eng *engine.Engine, bucket, basePath string) *IcebergTier {
+func NewIcebergTier(eng *engine.Engine, bucket, basePath string) *IcebergTier {
 	set := metrics.NewSet()
 	return &IcebergTier{
-		cat: cat, eng: eng, bucket: bucket, basePath: basePath, set: set,
+		eng: eng, bucket: bucket, basePath: basePath, set: set,
 		duration: set.NewPrometheusHistogramExt("zombi_flush_duration_seconds", flushDurationBuckets),
 	}
 }
 
-// Attach sets the flusher; call it once, before the server serves.
-func (c *IcebergTier) Attach(f *flush.Flusher) { c.f.Store(f) }
+// Attach connects the tier to its flusher and catalog; call it once.
+func (c *IcebergTier) Attach(f *flush.Flusher, cat *catalog.Catalog) {
+	view := NewCatalogView(cat)
+	c.views.Store(&view)
+	c.att.Store(&attached{f: f, cat: cat})
+	c.unav.Store(nil)
+}
+
+// SetUnavailable records why the tier is not attached yet (the catalog
+// cannot be opened); /health/ready and the cold routes report it.
+func (c *IcebergTier) SetUnavailable(err error) { c.unav.Store(&err) }
+
+// CatalogHandler returns the handler of the /v1 Iceberg REST catalog view
+// (Config.Catalog): NewCatalogView once attached, 503 before.
+func (c *IcebergTier) CatalogHandler() func(*fasthttp.RequestCtx) {
+	return func(ctx *fasthttp.RequestCtx) {
+		if v := c.views.Load(); v != nil {
+			(*v)(ctx)
+			return
+		}
+		icebergError(ctx, fasthttp.StatusServiceUnavailable, "ServiceUnavailableException", c.notAttached().Error())
+	}
+}
 
 // ObserveFlush records a flush that committed something (it is
 // flush.Options.OnFlush).
 func (c *IcebergTier) ObserveFlush(r flush.Result) { c.duration.Update(r.Duration.Seconds()) }
 
-func (c *IcebergTier) flusher() (*flush.Flusher, error) {
-	f := c.f.Load()
-	if f == nil {
-		return nil, errors.New("the flusher is not started")
+func (c *IcebergTier) notAttached() error {
+	if p := c.unav.Load(); p != nil {
+		return fmt.Errorf("the Iceberg catalog is not connected yet (retrying): %w", *p)
 	}
-	return f, nil
+	return errors.New("the Iceberg catalog is not connected yet")
+}
+
+func (c *IcebergTier) attached() (*attached, error) {
+	if a := c.att.Load(); a != nil {
+		return a, nil
+	}
+	return nil, c.notAttached()
 }
 
 // Metadata implements ColdTier. A table without a commit yet (or never
 // written) has no metadata location.
 func (c *IcebergTier) Metadata(ctx context.Context, table string) (TableMetadata, error) {
+	a, err := c.attached()
+	if err != nil {
+		return TableMetadata{}, err
+	}
 	md := TableMetadata{StorageType: "iceberg", IcebergEnabled: true, Bucket: c.bucket, BasePath: c.basePath,
-		Namespace: c.cat.Namespace()}
-	loc, tloc, err := c.cat.Locations(ctx, table)
+		Namespace: a.cat.Namespace()}
+	loc, tloc, err := a.cat.Locations(ctx, table)
 	switch {
 	case catalog.IsNotFound(err):
 		return md, nil
@@ -90,11 +137,11 @@ func (c *IcebergTier) Metadata(ctx context.Context, table string) (TableMetadata
 // flushes everything not yet committed, commits it and returns the
 // counts.
 func (c *IcebergTier) Flush(ctx context.Context, table string) (AdminResult, error) {
-	f, err := c.flusher()
+	a, err := c.attached()
 	if err != nil {
 		return AdminResult{}, err
 	}
-	res, err := f.FlushTable(ctx, table)
+	res, err := a.f.FlushTable(ctx, table)
 	if err != nil {
 		return AdminResult{}, err
 	}
@@ -123,12 +170,14 @@ func (c *IcebergTier) Compact(context.Context, string) (AdminResult, error) {
 
 // Ready implements ColdTier: an error (not ready) while the hot tier is
 // over its budget, so writes are refused; a *DegradedError naming the
-// tables whose last flush failed otherwise.
+// tables whose last flush failed (or why the catalog is not connected)
+// otherwise.
 func (c *IcebergTier) Ready(context.Context) error {
-	f, err := c.flusher()
+	a, err := c.attached()
 	if err != nil {
-		return err
+		return &DegradedError{Err: err}
 	}
+	f := a.f
 	var failed []string
 	for _, t := range c.eng.Tables() {
 		if err := f.LastError(t); err != nil {
@@ -159,16 +208,17 @@ func (c *IcebergTier) Ready(context.Context) error {
 // OverBudget reports whether the hot tier is over its disk budget: writes
 // answer 503 while it is. An atomic load.
 func (c *IcebergTier) OverBudget() bool {
-	f := c.f.Load()
-	return f != nil && f.OverBudget()
+	a := c.att.Load()
+	return a != nil && a.f.OverBudget()
 }
 
 // WritePrometheus writes the cold tier's series for /metrics.
 func (c *IcebergTier) WritePrometheus(w io.Writer) {
-	f := c.f.Load()
-	if f == nil {
+	a := c.att.Load()
+	if a == nil {
 		return
 	}
+	f := a.f
 	st := f.Stats()
 	for _, m := range [...]struct {
 		name, typ, help string

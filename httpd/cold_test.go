@@ -51,7 +51,7 @@ func startColdServer(t *testing.T, hotMax int64, interval time.Duration) *coldSe
 		if err != nil {
 			t.Fatal(err)
 		}
-		tier := NewIcebergTier(cat, c.Engine, "", "")
+		tier := NewIcebergTier(c.Engine, "", "")
 		f, err := flush.New(flush.Options{Engine: c.Engine, Catalog: cat, Store: cs.store,
 			Interval: interval, PollInterval: 20 * time.Millisecond, HotMaxBytes: hotMax,
 			UploadAttempts: 1, RetryInitial: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
@@ -59,8 +59,8 @@ func startColdServer(t *testing.T, hotMax int64, interval time.Duration) *coldSe
 		if err != nil {
 			t.Fatal(err)
 		}
-		tier.Attach(f)
-		c.Cold, c.Catalog = tier, NewCatalogView(cat)
+		tier.Attach(f, cat)
+		c.Cold, c.Catalog = tier, tier.CatalogHandler()
 		cs.f, cs.cat = f, cat
 	})
 	t.Cleanup(func() { // before the server's own cleanup: flusher, engine, catalog

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/zombihq/zombi/catalog"
@@ -37,21 +38,30 @@ type coldConfig struct {
 	Namespace       string
 }
 
-// coldTier is the running cold tier of `zombi serve`.
+// coldTier is the running cold tier of `zombi serve`. The catalog may be
+// unreachable when the server starts (a REST catalog or PostgreSQL that
+// is down): the server then serves the hot tier and connects in the
+// background, so a restart during an outage of the cold tier loses no
+// ingest.
 type coldTier struct {
-	cat  *catalog.Catalog
-	f    *flush.Flusher
 	tier *httpd.IcebergTier
+	log  *slog.Logger
+	stop chan struct{} // closed by close: stop connecting
+	done chan struct{} // closed when the connecting goroutine is gone
+
+	mu  sync.Mutex // guards cat and f, set once connected
+	cat *catalog.Catalog
+	f   *flush.Flusher
 }
 
-// openCold opens the catalog and the object store and creates the
-// flusher (not started). Nothing is contacted but the catalog's database
-// (SQLite or PostgreSQL) or a REST catalog's /v1/config.
-func openCold(ctx context.Context, c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) {
+// openCold prepares the cold tier and connects it: at once when the
+// catalog answers (within 30 s), otherwise in the background with
+// backoff. Only a configuration error fails.
+func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) {
 	cc := &c.Cold
 	var store flush.Store
 	var ioProps map[string]string
-	warehouse := ""
+	warehouse, basePath := "", ""
 	if cc.S3Bucket != "" {
 		s3, err := flush.NewS3Store(flush.S3Options{
 			Bucket: cc.S3Bucket, Endpoint: cc.S3Endpoint, Region: cc.S3Region,
@@ -62,68 +72,122 @@ func openCold(ctx context.Context, c *config, e *engine.Engine, log *slog.Logger
 			return nil, err
 		}
 		store, ioProps = s3, s3.CatalogProps()
-		warehouse = "s3://" + cc.S3Bucket
+		warehouse, basePath = "s3://"+cc.S3Bucket, cc.StoragePath
 		if cc.StoragePath != "" {
 			warehouse += "/" + cc.StoragePath
 		}
 	}
-	cat, err := catalog.Open(ctx, catalog.Options{
+	copts := catalog.Options{
 		DataDir: c.DataDir, URI: cc.CatalogURL, Token: cc.CatalogToken, Namespace: cc.Namespace,
 		Warehouse: warehouse, IOProps: ioProps, Logger: log,
-	})
-	if err != nil {
+	}
+	check := copts
+	check.EnsureDefaults()
+	if err := check.Validate(); err != nil {
 		return nil, err
 	}
 	hotMax := cc.HotMaxBytes
 	if hotMax < 0 {
+		var err error
 		if hotMax, err = flush.DefaultHotMaxBytes(c.DataDir); err != nil {
-			cat.Close()
 			return nil, err
 		}
 	}
-	basePath := "" // the warehouse prefix in the bucket
-	if cc.S3Bucket != "" {
-		basePath = cc.StoragePath
-	}
-	tier := httpd.NewIcebergTier(cat, e, cc.S3Bucket, basePath)
-	f, err := flush.New(flush.Options{
-		Engine: e, Catalog: cat, Store: store,
+	ct := &coldTier{tier: httpd.NewIcebergTier(e, cc.S3Bucket, basePath), log: log,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	fopts := flush.Options{
+		Engine: e, Store: store,
 		Interval: cc.FlushInterval, TargetFileBytes: cc.TargetFileBytes, HotMaxBytes: hotMax,
 		MaxPendingFiles: cc.MaxUploads, UploadAttempts: cc.UploadAttempts,
 		RetryInitial: cc.RetryInitial, RetryMax: cc.RetryMax,
-		OnFlush: tier.ObserveFlush, Logger: log,
-	})
-	if err != nil {
-		cat.Close()
-		return nil, err
+		OnFlush: ct.tier.ObserveFlush, Logger: log,
 	}
-	tier.Attach(f)
-	wh := cat.Warehouse()
-	if wh == "" {
-		wh = "(chosen by the REST catalog)"
+	connect := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		go func() { // close interrupts an attempt
+			select {
+			case <-ct.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		cat, err := catalog.Open(ctx, copts)
+		if err != nil {
+			return err
+		}
+		o := fopts
+		o.Catalog = cat
+		f, err := flush.New(o)
+		if err != nil {
+			cat.Close()
+			return err
+		}
+		ct.mu.Lock()
+		ct.cat, ct.f = cat, f
+		ct.mu.Unlock()
+		ct.tier.Attach(f, cat)
+		f.Start()
+		wh := cat.Warehouse()
+		if wh == "" {
+			wh = "(chosen by the REST catalog)"
+		}
+		log.Info("cold tier: Iceberg", "catalog", cat.Kind(), "catalog_url", redactURL(cc.CatalogURL),
+			"namespace", cat.Namespace(), "warehouse", wh, "s3_endpoint", cc.S3Endpoint, "s3_region", cc.S3Region,
+			"s3_static_credentials", cc.AccessKey != "", // never the keys themselves
+			"flush_interval", cc.FlushInterval, "target_file_bytes", cc.TargetFileBytes, "hot_max_bytes", hotMax)
+		return nil
 	}
-	log.Info("cold tier: Iceberg", "catalog", cat.Kind(), "catalog_url", redactURL(cc.CatalogURL),
-		"namespace", cat.Namespace(), "warehouse", wh, "s3_endpoint", cc.S3Endpoint, "s3_region", cc.S3Region,
-		"s3_static_credentials", cc.AccessKey != "", // never the keys themselves
-		"flush_interval", cc.FlushInterval, "target_file_bytes", cc.TargetFileBytes, "hot_max_bytes", hotMax)
-	return &coldTier{cat: cat, f: f, tier: tier}, nil
+	err := connect()
+	if err == nil {
+		close(ct.done)
+		return ct, nil
+	}
+	log.Error("cannot open the Iceberg catalog; serving the hot tier and retrying in the background", "err", err)
+	ct.tier.SetUnavailable(err)
+	go func() {
+		defer close(ct.done)
+		for attempt := 1; ; attempt++ {
+			d := min(cc.RetryInitial<<min(attempt, 20), max(cc.RetryMax, 30*time.Second))
+			select {
+			case <-ct.stop:
+				return
+			case <-time.After(d):
+			}
+			err := connect()
+			if err == nil {
+				return
+			}
+			ct.tier.SetUnavailable(err)
+			log.Warn("cannot open the Iceberg catalog; retrying", "attempt", attempt, "retry_in", d, "err", err)
+		}
+	}()
+	return ct, nil
 }
 
 // httpConfig plugs the cold tier into the server's configuration.
 func (ct *coldTier) httpConfig(hc *httpd.Config) {
 	hc.Cold = ct.tier
-	hc.Catalog = httpd.NewCatalogView(ct.cat)
+	hc.Catalog = ct.tier.CatalogHandler()
 }
 
-// close flushes what it can within timeout (acked events are safe in the
-// hot tier either way and are flushed after the restart), then stops the
-// flusher. The engine is closed after it, and the catalog last
-// (closeCatalog).
+// close stops connecting, flushes what it can within timeout (acked
+// events are safe in the hot tier either way and are flushed after the
+// restart), then stops the flusher. The engine is closed after it, and
+// the catalog last (closeCatalog).
 func (ct *coldTier) close(log *slog.Logger, timeout time.Duration) error {
+	close(ct.stop)
+	<-ct.done
+	ct.mu.Lock()
+	f := ct.f
+	ct.mu.Unlock()
+	if f == nil {
+		return nil
+	}
 	if timeout > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		start := time.Now()
-		err := ct.f.FlushAll(ctx)
+		err := f.FlushAll(ctx)
 		cancel()
 		switch {
 		case err == nil:
@@ -134,13 +198,20 @@ func (ct *coldTier) close(log *slog.Logger, timeout time.Duration) error {
 			log.Warn("final flush failed; the data stays in the hot tier and is flushed after the restart", "err", err)
 		}
 	}
-	if err := ct.f.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("stop the flusher: %w", err)
 	}
 	return nil
 }
 
-func (ct *coldTier) closeCatalog() error { return ct.cat.Close() }
+func (ct *coldTier) closeCatalog() error {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if ct.cat == nil {
+		return nil
+	}
+	return ct.cat.Close()
+}
 
 // redactURL drops the password (and any query, which may hold a token)
 // of a catalog URL, for logs.

@@ -498,3 +498,31 @@ func TestServeMinIOStoppedHotBudget(t *testing.T) {
 	}
 	c.stop()
 }
+
+// A catalog that is down when the server starts does not stop ingest:
+// the server serves the hot tier, reports the cold tier degraded, and
+// keeps trying to connect.
+func TestServeCatalogDownAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts subprocesses")
+	}
+	closed := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	c := startChild(t, t.TempDir(), "ZOMBI_CATALOG_URL="+closed, "ZOMBI_S3_RETRY_INITIAL_MS=20", "ZOMBI_S3_RETRY_MAX_MS=100")
+	if st, _, body := c.writeBulk(0, 100); st != 202 {
+		t.Fatalf("write with the catalog down: %d %s", st, body)
+	}
+	if st, _, body := c.do("GET", "/health/ready", ""); st != 200 || !strings.Contains(body, `"cold_storage":{"status":"degraded","error":"the Iceberg catalog is not connected yet`) {
+		t.Fatalf("ready: %d %s", st, body)
+	}
+	if st, _, body := c.do("POST", "/tables/events/flush", ""); st != 500 || !strings.Contains(body, "not connected") {
+		t.Fatalf("flush: %d %s", st, body)
+	}
+	if st, _, body := c.do("GET", "/v1/config", ""); st != 503 || !strings.Contains(body, `"type":"ServiceUnavailableException"`) {
+		t.Fatalf("/v1/config: %d %s", st, body)
+	}
+	time.Sleep(300 * time.Millisecond) // a few background attempts
+	if n := strings.Count(c.log(), "cannot open the Iceberg catalog"); n < 2 {
+		t.Fatalf("%d attempts to connect:\n%s", n, c.log())
+	}
+	c.stop()
+}

@@ -129,12 +129,10 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		log.Error("cannot open the hot tier", "dir", cfg.DataDir, "err", err)
 		return 1
 	}
+	notify.watchdogProbe(func() { eng.Stats() }) // blocks if a partition log is stuck
 	var cold *coldTier // nil: hot tier only (ZOMBI_ICEBERG_ENABLED=false)
 	if cfg.Cold.Enabled {
-		octx, ocancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cold, err = openCold(octx, &cfg, eng, log)
-		ocancel()
-		if err != nil {
+		if cold, err = openCold(&cfg, eng, log); err != nil {
 			log.Error("cannot open the cold tier (set ZOMBI_ICEBERG_ENABLED=false to serve the hot tier only)", "err", err)
 			_ = eng.Close()
 			return 1
@@ -165,9 +163,6 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		log.Error("cannot listen", "addr", addr, "err", err)
 		closeEarly()
 		return 1
-	}
-	if cold != nil {
-		cold.f.Start()
 	}
 	log.Info("zombi listening", "addr", ln.Addr().String(), "version", versionString(),
 		"data_dir", cfg.DataDir, "fsync", cfg.Fsync.String(),
