@@ -129,7 +129,6 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		log.Error("cannot open the hot tier", "dir", cfg.DataDir, "err", err)
 		return 1
 	}
-	notify.watchdogProbe(func() { eng.Stats() }) // blocks if a partition log is stuck
 	var cold *coldTier // nil: hot tier only (ZOMBI_ICEBERG_ENABLED=false)
 	if cfg.Cold.Enabled {
 		if cold, err = openCold(&cfg, eng, log); err != nil {
