@@ -6,7 +6,7 @@ PKGS      := ./...
 RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/... ./bench/...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-http vet fmt clean
+.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-http vet fmt clean docs install install-files uninstall
 
 build:
 	$(GO) build -o $(BIN) ./cmd/zombi
@@ -71,6 +71,46 @@ BENCH_RUNS     ?= 3
 BENCH_DURATION ?= 3s
 bench-http: build
 	./$(BIN) load --suite --runs $(BENCH_RUNS) --duration $(BENCH_DURATION) --out bench/results/http.md
+
+# `make docs` regenerates the files rendered from the settings table
+# (docs/configuration.md, deploy/zombi.env); a test fails when they are stale.
+docs:
+	ZOMBI_UPDATE_DOCS=1 $(GO) test -count=1 -run '^TestGeneratedDocs$$' ./cmd/zombi
+
+# `sudo make install`: the binary, the systemd unit, the environment file
+# (kept if it exists), the zombi system user and /var/lib/zombi; then
+# `systemctl enable --now zombi`. DESTDIR stages the files elsewhere (for a
+# package, or a test) and then skips the user, ownership and systemctl
+# steps; PREFIX moves the binary.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+UNITDIR ?= /etc/systemd/system
+CONFDIR ?= /etc/zombi
+DATADIR := /var/lib/zombi
+
+install: build install-files
+
+install-files:
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/zombi
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's#^ExecStart=/usr/local/bin/zombi#ExecStart=$(BINDIR)/zombi#' deploy/zombi.service > $(DESTDIR)$(UNITDIR)/zombi.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/zombi.service
+	install -d -m 0750 $(DESTDIR)$(CONFDIR)
+	test -e $(DESTDIR)$(CONFDIR)/zombi.env || install -m 0640 deploy/zombi.env $(DESTDIR)$(CONFDIR)/zombi.env
+	install -d -m 0750 $(DESTDIR)$(DATADIR)
+	@if [ -z "$(DESTDIR)" ]; then \
+		getent passwd zombi >/dev/null || useradd --system --user-group --home-dir $(DATADIR) --no-create-home --shell /usr/sbin/nologin zombi; \
+		chown zombi:zombi $(DATADIR); \
+		chown root:zombi $(CONFDIR) $(CONFDIR)/zombi.env; \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+		echo "installed; now: systemctl enable --now zombi"; \
+	fi
+
+# `sudo make uninstall` removes the binary and the unit; the data, the
+# configuration and the user stay.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/zombi $(DESTDIR)$(UNITDIR)/zombi.service
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
 	rm -rf bin

@@ -129,6 +129,8 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		log.Error("cannot open the hot tier", "dir", cfg.DataDir, "err", err)
 		return 1
 	}
+	// The watchdog probe blocks if a partition log is stuck.
+	notify.watchdogProbe(func() { eng.Stats() })
 	var cold *coldTier // nil: hot tier only (ZOMBI_ICEBERG_ENABLED=false)
 	if cfg.Cold.Enabled {
 		if cold, err = openCold(&cfg, eng, log); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,13 +18,15 @@ import (
 // server runs the same outside systemd.
 //
 // It also pings the service manager's watchdog (WATCHDOG=1) at half of
-// $WATCHDOG_USEC when the unit sets WatchdogSec=, as long as the process
-// is alive and not stopping.
+// $WATCHDOG_USEC when the unit sets WatchdogSec=, each time after the
+// probe (set with watchdogProbe) returns: a probe that hangs (a deadlocked
+// partition log) stops the pings, and systemd restarts the service.
 type notifier struct {
-	mu   sync.Mutex // serialises writes and guards conn
-	conn *net.UnixConn
-	stop chan struct{} // closes the watchdog goroutine
-	wg   sync.WaitGroup
+	mu    sync.Mutex // serialises writes and guards conn
+	conn  *net.UnixConn
+	probe atomic.Pointer[func()] // run before each watchdog ping; nil: none
+	stop  chan struct{}          // closes the watchdog goroutine
+	wg    sync.WaitGroup
 }
 
 // newNotifier connects to $NOTIFY_SOCKET (through getenv, nil = the process
@@ -71,6 +74,9 @@ func (n *notifier) startWatchdog(every time.Duration) {
 			case <-n.stop:
 				return
 			case <-t.C:
+				if p := n.probe.Load(); p != nil {
+					(*p)()
+				}
 				n.send("WATCHDOG=1")
 			}
 		}
@@ -90,12 +96,14 @@ func (n *notifier) send(state string) {
 // ready tells the service manager that the server is accepting requests.
 func (n *notifier) ready(status string) { n.send("READY=1\nSTATUS=" + status) }
 
-// stopping tells the service manager that shutdown has begun, and stops
-// the watchdog pings.
-func (n *notifier) stopping(status string) {
-	n.stopWatchdog()
-	n.send("STOPPING=1\nSTATUS=" + status)
-}
+// watchdogProbe sets a check run before each watchdog ping; it should
+// block when the server is stuck.
+func (n *notifier) watchdogProbe(f func()) { n.probe.Store(&f) }
+
+// stopping tells the service manager that shutdown has begun. Watchdog
+// pings go on until close, so a long final flush is not taken for a hang
+// (TimeoutStopSec bounds it).
+func (n *notifier) stopping(status string) { n.send("STOPPING=1\nSTATUS=" + status) }
 
 // status updates the free-form status line shown by systemctl status.
 func (n *notifier) status(s string) { n.send("STATUS=" + s) }
