@@ -74,6 +74,11 @@ type Config struct {
 	// Requests bounds the requests of the run (0: only Duration).
 	// Consistency defaults to 20,000.
 	Requests int64
+	// FreshPayloads makes every payload new random bytes (costs the
+	// generator ~1 ns a byte); otherwise a worker repeats one payload,
+	// which a compressor downstream (the cold tier's Parquet ZSTD) would
+	// shrink to nothing.
+	FreshPayloads bool
 	// ReadRatio is the share of reads in the mixed scenario. Default 0.2.
 	ReadRatio float64
 	// Timeout bounds each request. Default 10 s.
@@ -278,7 +283,7 @@ func runWorkers(ctx context.Context, cfg *Config, d time.Duration) (*Report, []*
 			cfg:       cfg,
 			conn:      newConn(cfg.Target, cfg.Timeout),
 			req:       requestBuilder{host: cfg.Target},
-			gen:       newPayloadGen(i, cfg.Size, cfg.Scenario == ScenarioConsistency),
+			gen:       newPayloadGen(i, cfg.Size, cfg.Scenario == ScenarioConsistency, cfg.FreshPayloads),
 			partition: uint32(i % cfg.Partitions),
 			rng:       rand.New(rand.NewPCG(uint64(i), 7)),
 			statuses:  make(map[int]int64),

@@ -48,7 +48,7 @@ func TestConsistencyAgainstServer(t *testing.T) {
 	addr := startZombi(t, nil)
 	for _, c := range []Config{
 		{Encoding: EncodingJSON, Conns: 4, Batch: 5, Partitions: 2, Requests: 400},
-		{Encoding: EncodingProtobuf, Conns: 3, Partitions: 3, Requests: 300},
+		{Encoding: EncodingProtobuf, Conns: 3, Partitions: 3, Requests: 300, FreshPayloads: true},
 		{Encoding: EncodingProtobuf, Conns: 2, Batch: 7, Partitions: 1, Requests: 100},
 	} {
 		c.Target, c.Scenario, c.Duration = addr, ScenarioConsistency, 10*time.Second
@@ -92,7 +92,7 @@ func TestScenariosReport(t *testing.T) {
 	addr := startZombi(t, nil)
 	for _, c := range []Config{
 		{Scenario: ScenarioSingle, Conns: 4},
-		{Scenario: ScenarioBulk, Conns: 2, Batch: 10, Encoding: EncodingProtobuf},
+		{Scenario: ScenarioBulk, Conns: 2, Batch: 10, Encoding: EncodingProtobuf, FreshPayloads: true},
 		{Scenario: ScenarioMixed, Conns: 2},
 		{Scenario: ScenarioSingle, Conns: 2, Rate: 2000}, // open loop
 		{Scenario: ScenarioSustained, Conns: 2, Size: 1024},

@@ -42,16 +42,35 @@ func filler(size int, seed uint64) []byte {
 type payloadGen struct {
 	worker int
 	unique bool
+	fresh  bool // new random bytes for every payload
+	rng    *rand.PCG
 	base   []byte
 	buf    []byte
 }
 
-func newPayloadGen(worker, size int, unique bool) *payloadGen {
-	return &payloadGen{worker: worker, unique: unique, base: filler(size, uint64(worker)+1), buf: make([]byte, size)}
+func newPayloadGen(worker, size int, unique, fresh bool) *payloadGen {
+	return &payloadGen{worker: worker, unique: unique, fresh: fresh, rng: rand.NewPCG(uint64(worker), 0xf4e5),
+		base: filler(size, uint64(worker)+1), buf: make([]byte, size)}
 }
 
 // next returns payload number seq; valid until the next call.
 func (g *payloadGen) next(seq uint64) []byte {
+	if g.fresh {
+		// Random alphanumerics (~6 bits of entropy a byte), so that a
+		// compressor downstream (Parquet ZSTD) sees realistic data.
+		const alpha = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+		b := g.base
+		for i := 0; i < len(b); i += 10 {
+			r := g.rng.Uint64()
+			for j := i; j < min(i+10, len(b)); j++ {
+				b[j] = alpha[r&63]
+				r >>= 6
+			}
+		}
+		if !g.unique {
+			return b
+		}
+	}
 	if !g.unique {
 		return g.base
 	}

@@ -65,6 +65,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured run time (an upper bound)")
 	fs.DurationVar(&c.Warmup, "warmup", 0, "unmeasured run time before it")
 	fs.Int64Var(&c.Requests, "requests", 0, "stop after this many requests (0: only --duration; consistency 20000)")
+	fs.BoolVar(&c.FreshPayloads, "fresh-payloads", false, "new random bytes for every payload (for the cold tier's compression); default: each worker repeats one")
 	fs.Float64Var(&c.ReadRatio, "read-ratio", 0.2, "share of reads in the mixed scenario")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "sample this process's RssAnon each second")
