@@ -695,3 +695,22 @@ func TestIdleActiveSegmentIsSealed(t *testing.T) {
 		t.Fatalf("append after idle seal: offset %d", off)
 	}
 }
+
+func TestOnSyncReportsEverySync(t *testing.T) {
+	var n atomic.Int64
+	o := memOpts(vfs.NewMem()).WithFsync(FsyncAlways)
+	o.OnSync = func(d time.Duration) {
+		if d < 0 {
+			t.Error("negative duration")
+		}
+		n.Add(1)
+	}
+	e := mustOpen(t, o)
+	defer e.Close()
+	for range 5 {
+		e.Append("t", Record{Payload: []byte("x")})
+	}
+	if n.Load() != 5 {
+		t.Fatalf("OnSync called %d times for 5 serial appends in always mode", n.Load())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/zombihq/zombi/index"
 	"github.com/zombihq/zombi/segment"
@@ -442,7 +443,7 @@ func (l *plog) leadLocked(sync bool) {
 			continue // Seal wrote and synced it
 		}
 		if sync {
-			err = sg.s.Sync()
+			err = l.syncSeg(sg)
 		} else {
 			err = sg.s.Flush()
 		}
@@ -455,7 +456,7 @@ func (l *plog) leadLocked(sync bool) {
 			break
 		}
 		if !sg.sealed.Load() {
-			err = sg.s.Sync()
+			err = l.syncSeg(sg)
 		}
 	}
 
@@ -478,6 +479,16 @@ func (l *plog) leadLocked(sync bool) {
 	clear(dirty)
 	l.sync.spare = dirty[:0]
 	l.sync.cond.Broadcast()
+}
+
+// syncSeg syncs one segment and reports the duration to Options.OnSync.
+func (l *plog) syncSeg(sg *seg) error {
+	start := time.Now()
+	err := sg.s.Sync()
+	if err == nil && l.e.opts.OnSync != nil {
+		l.e.opts.OnSync(time.Since(start))
+	}
+	return err
 }
 
 // syncIfDirty syncs what was written since the last sync (FsyncInterval).

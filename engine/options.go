@@ -87,6 +87,10 @@ type Options struct {
 	SequenceLease uint64
 	// Logger receives recovery and failure reports. Default slog.Default().
 	Logger *slog.Logger
+	// OnSync, if set, is called after each successful sync of a segment's
+	// data by the group-commit leader or the interval syncer, with how long
+	// it took (for an fsync latency histogram). It must be fast.
+	OnSync func(time.Duration)
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// BootID identifies the current boot of the machine; a change between
