@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/zombihq/zombi/engine"
@@ -124,7 +125,14 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	}
 	defer notify.close()
 
-	eng, err := engine.Open(cfg.engineOptions(log))
+	eo := cfg.engineOptions(log)
+	var srvRef atomic.Pointer[httpd.Server] // set once the server exists
+	eo.OnSync = func(d time.Duration) {
+		if s := srvRef.Load(); s != nil {
+			s.ObserveFsync(d)
+		}
+	}
+	eng, err := engine.Open(eo)
 	if err != nil {
 		log.Error("cannot open the hot tier", "dir", cfg.DataDir, "err", err)
 		return 1
@@ -158,6 +166,7 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		closeEarly()
 		return 1
 	}
+	srvRef.Store(srv)
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
