@@ -21,8 +21,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/zombihq/zombi/engine"
