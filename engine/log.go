@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -492,11 +493,39 @@ func (l *plog) syncSeg(sg *seg) error {
 }
 
 // syncIfDirty syncs what was written since the last sync (FsyncInterval).
+// It does not take the group-commit lead: appenders waiting for their
+// records to be written (one pwrite) must not wait behind an fdatasync.
 func (l *plog) syncIfDirty() {
 	l.sync.Lock()
-	if l.sync.written > l.sync.synced && !l.sync.running && l.failure() == nil {
-		l.leadLocked(true)
+	if l.sync.written <= l.sync.synced || l.failure() != nil {
+		l.sync.Unlock()
+		return
 	}
+	target := l.sync.written
+	segs := l.sync.unsynced
+	l.sync.unsynced = nil
+	for _, sg := range l.sync.dirty { // direct stores are written without a leader
+		if !slices.Contains(segs, sg) {
+			segs = append(segs, sg)
+		}
+	}
+	l.sync.Unlock()
+	var err error
+	for _, sg := range segs {
+		if sg.sealed.Load() {
+			continue // Seal synced it
+		}
+		if err = l.syncSeg(sg); err != nil {
+			break
+		}
+	}
+	l.sync.Lock()
+	if err != nil {
+		l.fail(err)
+	} else {
+		l.sync.synced = max(l.sync.synced, target)
+	}
+	l.sync.cond.Broadcast()
 	l.sync.Unlock()
 }
 

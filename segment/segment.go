@@ -374,6 +374,9 @@ func (s *Segment) Append(recs ...Record) (int64, error) {
 // Flush writes every record appended before the call to the file with one
 // pwrite and makes it visible to readers. A write error is sticky.
 func (s *Segment) Flush() error {
+	if s.size.Load() == s.end.Load() && !s.failed.Load() {
+		return nil // nothing buffered: no need to queue behind a Seal or Sync
+	}
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	return s.flushLocked()
@@ -411,19 +414,28 @@ func (s *Segment) flushLocked() error {
 }
 
 // Sync flushes and then makes every record appended before the call
-// durable. It may run concurrently with Append.
+// durable. It may run concurrently with Append and Flush: the data sync
+// itself runs without the flush lock, so a flush of later appends (one
+// pwrite) does not wait behind a slow fdatasync.
 func (s *Segment) Sync() error {
 	if s.closed {
 		return ErrClosed
 	}
 	s.fmu.Lock()
-	defer s.fmu.Unlock()
 	if err := s.flushLocked(); err != nil {
+		s.fmu.Unlock()
 		return err
 	}
-	if err := s.f.SyncRange(0, s.size.Load()); err != nil {
+	size, dir := s.size.Load(), s.dirDirty
+	s.fmu.Unlock()
+	if err := s.f.SyncRange(0, size); err != nil {
 		return err
 	}
+	if !dir {
+		return nil
+	}
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
 	return s.syncDirLocked()
 }
 
