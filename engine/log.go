@@ -61,7 +61,12 @@ type plog struct {
 	spare         *segment.Preallocated // the next segment's file, reserved ahead
 	preparing     bool                  // a goroutine is reserving spare
 	sealsInFlight int                   // background seals running
-	sealDone      sync.Cond             // on mu; broadcast when a background seal ends
+
+	// stateMu serialises writes of the state file. Lock order: mu, then
+	// stateMu; MarkFlushed releases mu while it writes, so appends do not
+	// wait for the fsyncs.
+	stateMu  sync.Mutex
+	sealDone sync.Cond // on mu; broadcast when a background seal ends
 
 	high   atomic.Uint64         // next-1, readable without mu
 	failed atomic.Pointer[error] // sticky ErrLogFailed
@@ -108,8 +113,21 @@ func createLog(e *Engine, t *table, p uint32) (*plog, error) {
 	return l, nil
 }
 
+// saveStateLocked writes the partition state durably. l.mu must be held.
 func (l *plog) saveStateLocked() error {
-	st := partState{flushed: l.flushed, lease: l.lease, bootID: l.e.opts.BootID}
+	l.stateMu.Lock()
+	defer l.stateMu.Unlock()
+	return l.writeState(l.stateLocked())
+}
+
+func (l *plog) stateLocked() partState {
+	return partState{flushed: l.flushed, lease: l.lease, bootID: l.e.opts.BootID}
+}
+
+// writeState writes st as the partition's state file. l.stateMu must be
+// held; it orders the writes, so the last one written carries the newest
+// values (each writer takes its snapshot under l.mu after taking stateMu).
+func (l *plog) writeState(st partState) error {
 	return writeAtomic(l.e.fs, filepath.Join(l.dir, "state"), st.marshal())
 }
 

@@ -464,11 +464,16 @@ func (e *Engine) MarkFlushed(tname string, partition uint32, upTo uint64) error 
 		return nil
 	}
 	l.flushed = upTo
-	if err := l.saveStateLocked(); err != nil {
-		l.mu.Unlock()
+	l.stateMu.Lock()
+	st := l.stateLocked()
+	l.mu.Unlock()
+	err = l.writeState(st)
+	l.stateMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("save flushed watermark: %w", err)
 	}
 	now := e.nowMs()
+	l.mu.Lock()
 	for _, sg := range l.segs {
 		if sg.sealed.Load() && sg.last <= upTo && sg.flushedAt == 0 {
 			sg.flushedAt = now
