@@ -96,13 +96,19 @@ type Options struct {
 	// RetryInitial is the first backoff between commit attempts; it
 	// doubles up to RetryMax, with jitter. Defaults 50 ms and 5 s.
 	RetryInitial, RetryMax time.Duration
-	// RetainSnapshots is how many snapshots a table keeps: every snapshot
-	// (each with a summary naming every partition) stays in the metadata
-	// file, which is rewritten by each commit, so older ones are expired
-	// once there are 10 % more (their manifest lists are deleted; data
-	// files stay, as they are still referenced). Default 1000; negative
-	// keeps all.
+	// RetainSnapshots caps the snapshots a table keeps, whatever their
+	// age: every snapshot (each with a summary naming every partition)
+	// stays in the metadata file, which is rewritten by each commit, so
+	// Commit expires the oldest once there are 10 % more (see
+	// Table.ExpireSnapshots). Default 1000; negative: no cap.
 	RetainSnapshots int
+	// SnapshotMaxAge is how long a snapshot is kept for time travel
+	// (ZOMBI_SNAPSHOT_RETAIN_HOURS) by Table.ExpireSnapshots. Default
+	// 24 h.
+	SnapshotMaxAge time.Duration
+	// MinSnapshots is how many of the newest snapshots expiry always
+	// keeps, whatever their age (ZOMBI_SNAPSHOT_RETAIN_MIN). Default 10.
+	MinSnapshots int
 	// Logger receives retry reports. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -132,6 +138,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.RetainSnapshots == 0 {
 		o.RetainSnapshots = 1000
+	}
+	if o.SnapshotMaxAge == 0 {
+		o.SnapshotMaxAge = 24 * time.Hour
+	}
+	if o.MinSnapshots == 0 {
+		o.MinSnapshots = 10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -44,11 +44,14 @@ type DataFile struct {
 	EventDate int32 // days since 1970-01-01 (UTC)
 	EventHour int32 // 0..23 (UTC)
 	Partition uint32
-	Topic     string
-	MinSeq    uint64
-	MaxSeq    uint64
-	MinTs     int64
-	MaxTs     int64
+	// PartitionMax, when above Partition, makes the file hold the
+	// partitions Partition..PartitionMax (a compacted file).
+	PartitionMax uint32
+	Topic        string
+	MinSeq       uint64
+	MaxSeq       uint64
+	MinTs        int64
+	MaxTs        int64
 	// NullKeys counts rows without an idempotency key.
 	NullKeys int64
 	// ColumnSizes are the compressed bytes per field ID; optional.
@@ -283,9 +286,11 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 	return res, false, nil
 }
 
-// expireLocked expires the oldest snapshots once the table holds 10 %
-// more than Options.RetainSnapshots. The commit has succeeded already: a
-// failure is only logged (the next commit tries again).
+// expireLocked runs the snapshot expiry of ExpireSnapshots (with the
+// table's default age and minimum) once the table holds 10 % more than
+// Options.RetainSnapshots, so the metadata file stays bounded between
+// scheduled expiries. The commit has succeeded already: a failure is
+// only logged (the next commit tries again).
 //
 // Lock should be held.
 func (t *Table) expireLocked(ctx context.Context) {
@@ -293,17 +298,9 @@ func (t *Table) expireLocked(ctx context.Context) {
 	if keep < 0 || len(t.tbl.Metadata().Snapshots()) <= keep+keep/10 {
 		return
 	}
-	tx := t.tbl.NewTransaction()
-	err := tx.ExpireSnapshots(table.WithRetainLast(keep), table.WithOlderThan(0))
-	var tbl *table.Table
-	if err == nil {
-		tbl, err = tx.Commit(ctx)
-	}
-	if err != nil {
+	if _, err := t.expireOnceLocked(ctx, 0, 0); err != nil {
 		t.c.opts.Logger.Warn("expire snapshots failed", "table", t.name, "err", err)
-		return
 	}
-	t.tbl = tbl
 }
 
 // dataFilesLocked converts files to iceberg-go data files with the
@@ -367,7 +364,7 @@ func bounds(f *DataFile) (lower, upper map[int][]byte, err error) {
 	}
 	put(FieldSequence, iceberg.NewLiteral(int64(f.MinSeq)), iceberg.NewLiteral(int64(f.MaxSeq)))
 	put(FieldTimestampMs, iceberg.NewLiteral(f.MinTs), iceberg.NewLiteral(f.MaxTs))
-	put(FieldPartition, iceberg.NewLiteral(int32(f.Partition)), iceberg.NewLiteral(int32(f.Partition)))
+	put(FieldPartition, iceberg.NewLiteral(int32(f.Partition)), iceberg.NewLiteral(int32(max(f.Partition, f.PartitionMax))))
 	put(FieldEventDate, iceberg.NewLiteral(iceberg.Date(f.EventDate)), iceberg.NewLiteral(iceberg.Date(f.EventDate)))
 	put(FieldEventHour, iceberg.NewLiteral(f.EventHour), iceberg.NewLiteral(f.EventHour))
 	if f.Topic != "" && len(f.Topic) <= 16 {
