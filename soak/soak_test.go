@@ -1,0 +1,86 @@
+package soak
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildZombi builds cmd/zombi into a temporary directory (or returns
+// $ZOMBI_SOAK_BIN, a binary built already).
+func buildZombi(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("ZOMBI_SOAK_BIN"); bin != "" {
+		return bin
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build zombi: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "zombi")
+	start := time.Now()
+	out, err := exec.Command(goBin, "build", "-o", bin, "github.com/zombihq/zombi/cmd/zombi").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("built zombi in %v", time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// TestSoak is the short soak of `make test`: 20 kill -9 cycles of a child
+// zombi serve (fsync=always, cold tier flushing every second), then the
+// checks of the whole run (see the package comment). ZOMBI_SOAK_CYCLES
+// and ZOMBI_SOAK_FSYNC change the cycles and the mode; ZOMBI_SOAK_BIN
+// runs a given binary instead of building one.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kill -9 soak: starts child processes for about a minute")
+	}
+	cycles := 20
+	if raceEnabled {
+		cycles = 6 // the harness's own concurrency, under the race detector
+	}
+	if v := os.Getenv("ZOMBI_SOAK_CYCLES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("ZOMBI_SOAK_CYCLES=%q", v)
+		}
+		cycles = n
+	}
+	cfg := Config{
+		Bin:    buildZombi(t),
+		Dir:    t.TempDir(),
+		Cycles: cycles,
+		Fsync:  os.Getenv("ZOMBI_SOAK_FSYNC"),
+		Log:    testLog{t},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if res != nil {
+		var b strings.Builder
+		res.Print(&b)
+		t.Log("\n" + b.String())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("the soak found violations (data dir and server.log in %s)", cfg.Dir)
+	}
+	if res.Cycles != cycles || res.AckedEvents == 0 || res.IcebergRows < res.AckedEvents {
+		t.Fatalf("the soak did not run as planned: %d cycles, %d acked events, %d Iceberg rows", res.Cycles, res.AckedEvents, res.IcebergRows)
+	}
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(b []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
