@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/valyala/fasthttp"
@@ -14,14 +15,17 @@ import (
 //
 //	OverBudget() bool             the hot tier is over its disk budget: writes answer 503
 //	WritePrometheus(w io.Writer)  extra series for /metrics
+//	Maintain(ctx, table) (AdminResult, error)
+//	                              snapshot expiry and orphan cleanup (POST /tables/{t}/maintenance; 501 without)
 //
-// which the server looks for once, in New (IcebergTier implements both).
+// which the server looks for once, in New (IcebergTier implements all).
 type ColdTier interface {
 	// Metadata describes where table lives in the cold tier.
 	Metadata(ctx context.Context, table string) (TableMetadata, error)
 	// Flush flushes the table's hot data to the cold tier and commits it.
 	Flush(ctx context.Context, table string) (AdminResult, error)
-	// Compact rewrites the table's small files.
+	// Compact rewrites the table's small files. An error wrapping
+	// ErrInProgress answers 409 COMPACTION_IN_PROGRESS.
 	Compact(ctx context.Context, table string) (AdminResult, error)
 	// Ready returns nil when the cold tier can take flushes; it feeds
 	// /health/ready. A *DegradedError is reported there as "degraded"
@@ -56,12 +60,46 @@ type TableMetadata struct {
 	Namespace     string
 }
 
-// AdminResult is the body of a flush or compact: {"status","message"},
-// plus the counts of a flush when Flush is set.
+// AdminResult is the body of a flush, compact or maintenance:
+// {"status","message"}, plus the counts of the action that is set.
 type AdminResult struct {
-	Status  string
-	Message string
-	Flush   *FlushCounts
+	Status   string
+	Message  string
+	Flush    *FlushCounts
+	Compact  *CompactCounts
+	Maintain *MaintainCounts
+}
+
+// CompactCounts are what one POST /tables/{t}/compact did, in the
+// original's response fields.
+type CompactCounts struct {
+	FilesCompacted int64 // files_compacted: input files replaced
+	FilesCreated   int64 // files_created
+	RowsProcessed  int64 // rows_processed
+	BytesSaved     int64 // bytes_saved: input minus output Parquet bytes
+	SnapshotID     int64 // snapshot_id: the last replace snapshot; 0 (null) when nothing was compacted
+	Commits        int64
+	DurationMs     float64
+}
+
+// MaintainCounts are what one POST /tables/{t}/maintenance did.
+type MaintainCounts struct {
+	SnapshotsExpired   int64
+	SnapshotsRemaining int64
+	OrphansRemoved     int64
+	OrphanBytes        int64
+	DurationMs         float64
+}
+
+// ErrInProgress is wrapped by a ColdTier's Compact or Maintain error when
+// a maintenance task of the table is running already: 409
+// COMPACTION_IN_PROGRESS.
+var ErrInProgress = errors.New("in progress")
+
+// coldMaintainer is the optional snapshot expiry and orphan cleanup of a
+// ColdTier.
+type coldMaintainer interface {
+	Maintain(ctx context.Context, table string) (AdminResult, error)
 }
 
 // FlushCounts are what one POST /tables/{t}/flush committed.

@@ -21,12 +21,17 @@ import (
 // offer yet; it answers 501 NOT_IMPLEMENTED.
 var ErrNotImplemented = errors.New("not implemented")
 
-const codeNotImplemented = "NOT_IMPLEMENTED" // 501: compaction (not offered yet)
+const codeNotImplemented = "NOT_IMPLEMENTED" // 501: an action this cold tier does not offer
 
 // flushDurationBuckets are the upper bounds, in seconds, of the flush
 // duration histogram: a flush of a few events takes ~10-50 ms, one of a
 // full round ~1 s, one against a failing object store up to minutes.
 var flushDurationBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// maintainDurationBuckets are the upper bounds, in seconds, of the
+// compaction and maintenance duration histograms: a few small files take
+// ~0.1 s, a partition-hour of GBs minutes.
+var maintainDurationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 
 // IcebergTier is the ColdTier of a flush.Flusher committing to an Iceberg
 // catalog. Wire it as
@@ -35,8 +40,12 @@ var flushDurationBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 //	cat, _ := catalog.Open(…)
 //	f, _ := flush.New(flush.Options{…, OnFlush: tier.ObserveFlush})
 //	tier.Attach(f, cat)
+//	m, _ := flush.NewMaintainer(f, flush.MaintainOptions{…,
+//		OnCompact: tier.ObserveCompaction, OnMaintain: tier.ObserveMaintenance})
+//	tier.AttachMaintainer(m)
 //
 // and set Config.Cold = tier, Config.Catalog = tier.CatalogHandler().
+// Without a Maintainer, compact and maintenance answer 501.
 // Until Attach (the catalog may be unreachable when the server starts)
 // writes go to the hot tier only, flushes and metadata fail, and
 // /health/ready reports the cold tier degraded with the error given to
@@ -47,11 +56,14 @@ type IcebergTier struct {
 	basePath string // the warehouse prefix in the bucket
 
 	att   atomic.Pointer[attached]
+	maint atomic.Pointer[flush.Maintainer]
 	unav  atomic.Pointer[error] // why the catalog is not attached yet
 	views atomic.Pointer[func(*fasthttp.RequestCtx)]
 
-	set      *metrics.Set
-	duration *metrics.PrometheusHistogram
+	set             *metrics.Set
+	duration        *metrics.PrometheusHistogram
+	compactDuration *metrics.PrometheusHistogram
+	maintDuration   *metrics.PrometheusHistogram
 }
 
 // attached is the flusher and catalog of an attached IcebergTier.
@@ -67,8 +79,27 @@ func NewIcebergTier(eng *engine.Engine, bucket, basePath string) *IcebergTier {
 	set := metrics.NewSet()
 	return &IcebergTier{
 		eng: eng, bucket: bucket, basePath: basePath, set: set,
-		duration: set.NewPrometheusHistogramExt("zombi_flush_duration_seconds", flushDurationBuckets),
+		duration:        set.NewPrometheusHistogramExt("zombi_flush_duration_seconds", flushDurationBuckets),
+		compactDuration: set.NewPrometheusHistogramExt("zombi_compaction_duration_seconds", maintainDurationBuckets),
+		maintDuration:   set.NewPrometheusHistogramExt("zombi_maintenance_duration_seconds", maintainDurationBuckets),
 	}
+}
+
+// AttachMaintainer connects the tier to the Maintainer of its flusher
+// (compaction, snapshot expiry, orphan cleanup); call it once, after
+// Attach.
+func (c *IcebergTier) AttachMaintainer(m *flush.Maintainer) { c.maint.Store(m) }
+
+// ObserveCompaction records a compaction that committed something (it is
+// flush.MaintainOptions.OnCompact).
+func (c *IcebergTier) ObserveCompaction(r flush.CompactResult) {
+	c.compactDuration.Update(r.Duration.Seconds())
+}
+
+// ObserveMaintenance records a snapshot expiry and orphan cleanup (it is
+// flush.MaintainOptions.OnMaintain).
+func (c *IcebergTier) ObserveMaintenance(r flush.MaintainResult) {
+	c.maintDuration.Update(r.Duration.Seconds())
 }
 
 // Attach connects the tier to its flusher and catalog; call it once.
@@ -162,10 +193,65 @@ func (c *IcebergTier) Flush(ctx context.Context, table string) (AdminResult, err
 	return AdminResult{Status: "ok", Message: msg, Flush: fc}, nil
 }
 
-// Compact implements ColdTier: not offered yet.
-func (c *IcebergTier) Compact(context.Context, string) (AdminResult, error) {
-	return AdminResult{}, fmt.Errorf("%w: small-file compaction is not available in this version; "+
-		"flushes already write one file per partition-hour up to ZOMBI_TARGET_FILE_SIZE_MB", ErrNotImplemented)
+// maintainer returns the attached Maintainer.
+func (c *IcebergTier) maintainer() (*flush.Maintainer, error) {
+	if _, err := c.attached(); err != nil {
+		return nil, err
+	}
+	m := c.maint.Load()
+	if m == nil {
+		return nil, fmt.Errorf("%w: table maintenance is not configured on this server", ErrNotImplemented)
+	}
+	return m, nil
+}
+
+// Compact implements ColdTier: it rewrites the small files of every
+// partition-hour that holds two or more into files of about
+// ZOMBI_COMPACTED_FILE_SIZE_MB, one replace snapshot per partition-hour.
+func (c *IcebergTier) Compact(ctx context.Context, table string) (AdminResult, error) {
+	m, err := c.maintainer()
+	if err != nil {
+		return AdminResult{}, err
+	}
+	res, err := m.Compact(ctx, table)
+	if errors.Is(err, flush.ErrCompactionInProgress) {
+		return AdminResult{}, fmt.Errorf("%w: %w", ErrInProgress, err)
+	}
+	if err != nil {
+		return AdminResult{}, err
+	}
+	cc := &CompactCounts{FilesCompacted: int64(res.FilesCompacted), FilesCreated: int64(res.FilesCreated),
+		RowsProcessed: res.RowsProcessed, BytesSaved: res.BytesRead - res.BytesWritten, SnapshotID: res.SnapshotID,
+		Commits: int64(res.Commits), DurationMs: float64(res.Duration.Microseconds()) / 1e3}
+	msg := "Nothing to compact: no partition-hour of table " + table + " holds two or more small files"
+	if res.Commits > 0 {
+		msg = fmt.Sprintf("Compacted %d files into %d (%d rows) in %d partition-hour(s) of table %s",
+			res.FilesCompacted, res.FilesCreated, res.RowsProcessed, res.Commits, table)
+	}
+	return AdminResult{Status: "ok", Message: msg, Compact: cc}, nil
+}
+
+// Maintain expires the table's old snapshots (ZOMBI_SNAPSHOT_RETAIN_HOURS,
+// ZOMBI_SNAPSHOT_RETAIN_MIN) and removes its orphan files
+// (ZOMBI_ORPHAN_MIN_AGE_HOURS) now: POST /tables/{t}/maintenance.
+func (c *IcebergTier) Maintain(ctx context.Context, table string) (AdminResult, error) {
+	m, err := c.maintainer()
+	if err != nil {
+		return AdminResult{}, err
+	}
+	res, err := m.Maintain(ctx, table)
+	if errors.Is(err, flush.ErrCompactionInProgress) {
+		return AdminResult{}, fmt.Errorf("%w: %w", ErrInProgress, err)
+	}
+	if err != nil {
+		return AdminResult{}, err
+	}
+	mc := &MaintainCounts{SnapshotsExpired: int64(res.SnapshotsExpired), SnapshotsRemaining: int64(res.SnapshotsRemaining),
+		OrphansRemoved: int64(res.OrphansRemoved), OrphanBytes: res.OrphanBytes,
+		DurationMs: float64(res.Duration.Microseconds()) / 1e3}
+	msg := fmt.Sprintf("Expired %d snapshot(s) (%d remain) and removed %d orphan file(s) of table %s",
+		res.SnapshotsExpired, res.SnapshotsRemaining, res.OrphansRemoved, table)
+	return AdminResult{Status: "ok", Message: msg, Maintain: mc}, nil
 }
 
 // Ready implements ColdTier: an error (not ready) while the hot tier is
@@ -238,6 +324,28 @@ func (c *IcebergTier) WritePrometheus(w io.Writer) {
 		{"zombi_hot_tier_over_budget", "gauge", "1 while writes are refused because the hot tier is over its budget", b2i(f.OverBudget())},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
+	}
+	if mt := c.maint.Load(); mt != nil {
+		ms := mt.Stats()
+		for _, m := range [...]struct {
+			name, help string
+			v          int64
+		}{
+			{"zombi_compaction_commits_total", "Compaction replace snapshots committed (one per partition-hour)", ms.Compactions},
+			{"zombi_compaction_files_compacted_total", "Small data files replaced by compaction", ms.FilesCompacted},
+			{"zombi_compaction_files_created_total", "Data files written by compaction", ms.FilesCreated},
+			{"zombi_compaction_rows_total", "Rows rewritten by compaction", ms.RowsCompacted},
+			{"zombi_compaction_bytes_rewritten_total", "Parquet bytes read and rewritten by compaction", ms.BytesRead},
+			{"zombi_compaction_bytes_written_total", "Parquet bytes written by compaction", ms.BytesWritten},
+			{"zombi_compaction_errors_total", "Compactions that failed", ms.CompactErrors},
+			{"zombi_maintenance_runs_total", "Snapshot expiry and orphan cleanup runs", ms.Expiries},
+			{"zombi_snapshots_expired_total", "Iceberg snapshots expired", ms.SnapshotsExpired},
+			{"zombi_orphan_files_removed_total", "Orphan files removed from the table locations", ms.OrphansRemoved},
+			{"zombi_orphan_bytes_removed_total", "Bytes of orphan files removed", ms.OrphanBytes},
+			{"zombi_maintenance_errors_total", "Snapshot expiry or orphan cleanup runs that failed", ms.MaintainErrors},
+		} {
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+		}
 	}
 	c.set.WritePrometheus(w)
 }

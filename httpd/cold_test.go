@@ -24,19 +24,28 @@ import (
 type coldServer struct {
 	*testServer
 	f     *flush.Flusher
+	m     *flush.Maintainer
 	cat   *catalog.Catalog
 	store *flakyStore
 }
 
-// flakyStore is the local store, unreachable while down is set.
+// flakyStore is the local store, unreachable while down is set. While
+// hold is set, creating a compacted file reports on held and waits for
+// hold to be closed.
 type flakyStore struct {
 	flush.LocalStore
 	down atomic.Bool
+	hold atomic.Pointer[chan struct{}]
+	held chan struct{}
 }
 
 func (s *flakyStore) Create(ctx context.Context, loc string) (flush.ObjectWriter, error) {
 	if s.down.Load() {
 		return nil, errors.New("object store unreachable (test)")
+	}
+	if h := s.hold.Load(); h != nil && strings.Contains(loc, "/compact-") {
+		s.held <- struct{}{}
+		<-*h
 	}
 	return s.LocalStore.Create(ctx, loc)
 }
@@ -44,7 +53,7 @@ func (s *flakyStore) Create(ctx context.Context, loc string) (flush.ObjectWriter
 func startColdServer(t *testing.T, hotMax int64, interval time.Duration) *coldServer {
 	t.Helper()
 	dir := t.TempDir()
-	cs := &coldServer{store: &flakyStore{}}
+	cs := &coldServer{store: &flakyStore{held: make(chan struct{}, 1)}}
 	cs.testServer = startServer(t, dir, func(c *Config) {
 		cat, err := catalog.Open(context.Background(), catalog.Options{DataDir: dir, Logger: quietLog,
 			RetryInitial: time.Millisecond, RetryMax: 20 * time.Millisecond})
@@ -60,10 +69,17 @@ func startColdServer(t *testing.T, hotMax int64, interval time.Duration) *coldSe
 			t.Fatal(err)
 		}
 		tier.Attach(f, cat)
+		m, err := flush.NewMaintainer(f, flush.MaintainOptions{CompactInterval: time.Hour, Interval: -1,
+			OnCompact: tier.ObserveCompaction, OnMaintain: tier.ObserveMaintenance, Logger: quietLog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tier.AttachMaintainer(m)
 		c.Cold, c.Catalog = tier, tier.CatalogHandler()
-		cs.f, cs.cat = f, cat
+		cs.f, cs.cat, cs.m = f, cat, m
 	})
-	t.Cleanup(func() { // before the server's own cleanup: flusher, engine, catalog
+	t.Cleanup(func() { // before the server's own cleanup: maintainer, flusher, engine, catalog
+		cs.m.Close()
 		cs.f.Close()
 		cs.stop()
 		cs.cat.Close()
@@ -143,7 +159,6 @@ func TestColdFlushMetadataAndCatalogView(t *testing.T) {
 	}
 	expect(t, cs.get("/tables/events/watermark"), 200,
 		`{"topic":"events","partitions":{"0":{"watermark":250,"high_watermark":250},"1":{"watermark":250,"high_watermark":250}}}`)
-	expectError(t, cs.post("/tables/events/compact", ""), 501, codeNotImplemented)
 
 	// The REST catalog view, raw.
 	var cfg struct {

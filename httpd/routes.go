@@ -98,7 +98,11 @@ func (s *Server) routeTable(ctx *fasthttp.RequestCtx, rest []byte) {
 		}
 	case "compact":
 		if s.allow(ctx, "POST") {
-			s.compact(ctx, name)
+			s.compactTable(ctx, name)
+		}
+	case "maintenance":
+		if s.allow(ctx, "POST") {
+			s.maintainTable(ctx, name)
 		}
 	default:
 		s.notFound(ctx)

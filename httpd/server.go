@@ -8,7 +8,7 @@
 //	GET  /tables/{t}                  hot-tail read, JSON or Arrow IPC stream
 //	GET  /tables/{t}/watermark        flushed and high watermarks per partition
 //	GET  /tables/{t}/metadata         cold-tier location (hot_only without one)
-//	POST /tables/{t}/flush|compact    cold tier; 503 without one
+//	POST /tables/{t}/flush|compact|maintenance    cold tier; 503 without one
 //	POST /consumers/{g}/commit        commit a consumer offset
 //	GET  /consumers/{g}/offset        read it back
 //	GET  /health, /health/live, /health/ready, /stats, /metrics
