@@ -23,6 +23,7 @@ vet:
 test: vet
 	$(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 -race -run '^TestSoak$$' ./soak
 	$(MAKE) fuzz-short
 
 race:
@@ -31,11 +32,13 @@ race:
 # Each fuzz target runs briefly (FUZZTIME) in `make test`. `make fuzz` runs
 # every target until it has made FUZZ_LONGTIME executions (default 1M; or
 # for FUZZTIME when one is given: `make fuzz FUZZTIME=5m`) and prints the
-# executions of each. The httpd targets run ~2-5K execs/s here: the fuzzer
-# instruments every package linked (arrow, iceberg, …), not only httpd.
+# executions of each. The body decoders live in httpd/wire, which links few
+# packages; the httpd targets run ~2-5K execs/s here, as the fuzzer
+# instruments every package httpd links (arrow, iceberg, …).
 FUZZ_TARGETS := segment:FuzzOpen index:FuzzUnmarshal \
-	httpd:FuzzDecodeJSONEvent httpd:FuzzDecodeJSONBulk httpd:FuzzDecodeProto httpd:FuzzReadQuery \
-	httpd:FuzzTableName httpd:FuzzJSONSingleVsBulk httpd:FuzzProtoSingleVsBulk httpd:FuzzBearerToken
+	httpd/wire:FuzzJSONEvent httpd/wire:FuzzJSONBulk httpd/wire:FuzzProto \
+	httpd/wire:FuzzJSONSingleVsBulk httpd/wire:FuzzProtoSingleVsBulk \
+	httpd:FuzzReadQuery httpd:FuzzTableName httpd:FuzzBearerToken
 FUZZ_LONGTIME ?= $(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),1000000x)
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \
@@ -71,6 +74,17 @@ BENCH_RUNS     ?= 3
 BENCH_DURATION ?= 3s
 bench-http: build
 	./$(BIN) load --suite --runs $(BENCH_RUNS) --duration $(BENCH_DURATION) --out bench/results/http.md
+
+# `make soak`: the kill -9 soak, SOAK_CYCLES cycles (README, Testing):
+# a child zombi serve (fsync=always, cold tier flushing every second) is
+# killed with SIGKILL at random moments under load and restarted; every
+# acked event must end up in Iceberg once. Prints the counts; exit status
+# 1 on a violation. `make test` runs 20 cycles (soak.TestSoak, in go test).
+.PHONY: soak
+SOAK_CYCLES ?= 200
+SOAK_FLAGS  ?=
+soak: build
+	./$(BIN) soak --cycles $(SOAK_CYCLES) $(SOAK_FLAGS)
 
 # `make docs` regenerates the files rendered from the settings table
 # (docs/configuration.md, deploy/zombi.env); a test fails when they are stale.

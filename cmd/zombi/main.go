@@ -5,6 +5,7 @@
 //	zombi load [flags]    send load to a server and report (zombi load --help)
 //	zombi config          print the settings table (--markdown, --env)
 //	zombi inspect         read a data directory offline (zombi inspect --help)
+//	zombi soak [flags]    kill -9 soak of a child zombi serve (zombi soak --help)
 //	zombi version         print the version
 //	zombi help            print this help
 package main
@@ -53,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return configCmd(args[1:], stdout, stderr)
 	case "inspect":
 		return inspect(args[1:], stdout, stderr)
+	case "soak":
+		return soakCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "zombi %s\n", versionString())
 		return 0
@@ -78,6 +81,7 @@ Usage:
   zombi load [flags]    send load to a server and report (see zombi load --help)
   zombi config          print every setting as Markdown (--markdown) or an env file (--env)
   zombi inspect         list, verify and dump a data directory offline (see zombi inspect --help)
+  zombi soak [flags]    kill -9 soak: crash a child zombi serve under load, check nothing is lost (see zombi soak --help)
   zombi version         print the version
   zombi help            print this help
 `)
