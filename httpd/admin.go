@@ -330,7 +330,7 @@ func (s *Server) commitOffset(ctx *fasthttp.RequestCtx, group []byte) {
 		s.bodyError(ctx, err)
 		return
 	}
-	v, err := st.dec.parser.ParseBytes(body)
+	v, err := st.parser.ParseBytes(body)
 	if err != nil {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Invalid JSON: "+err.Error())
 		return

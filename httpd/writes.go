@@ -13,14 +13,16 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd/wire"
 )
 
 // reqState is the reusable memory of one write request.
 type reqState struct {
-	body []byte
-	out  []byte
-	offs []uint64
-	dec  decoder
+	body   []byte
+	out    []byte
+	offs   []uint64
+	dec    wire.Decoder
+	parser fastjson.Parser // small JSON bodies other than writes
 }
 
 var statePool = sync.Pool{New: func() any { return new(reqState) }}
@@ -34,18 +36,12 @@ func getState() *reqState { return statePool.Get().(*reqState) }
 func putState(st *reqState) {
 	if cap(st.body) > maxPooledBytes {
 		st.body = nil
-		st.dec.parser = fastjson.Parser{} // it holds a copy of the body
-	}
-	if cap(st.dec.scratch) > maxPooledBytes {
-		st.dec.scratch = nil
-	}
-	if cap(st.dec.recs) > 64<<10 {
-		st.dec.recs = nil
+		st.parser = fastjson.Parser{} // it may hold a copy of the body
 	}
 	if cap(st.offs) > 64<<10 {
 		st.offs = nil
 	}
-	st.dec.reset()
+	st.dec.Reset(maxPooledBytes)
 	statePool.Put(st)
 }
 
@@ -207,10 +203,9 @@ func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
 		if p, ok = s.partitionHeader(ctx); !ok {
 			return
 		}
-		rec, err = decodeProtoEvent(body, p)
+		rec, err = wire.ProtoEvent(body, p)
 	} else {
-		st.dec.maxValues = maxJSONValues(s.cfg.MaxBulkRecords)
-		rec, err = st.dec.decodeJSONEvent(body)
+		rec, err = st.dec.JSONEvent(body)
 	}
 	if err != nil {
 		s.decodeError(ctx, err)
@@ -257,12 +252,11 @@ func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
 		return
 	}
 	var recs []engine.Record
-	st.dec.maxRecs = s.cfg.MaxBulkRecords
-	st.dec.maxValues = maxJSONValues(s.cfg.MaxBulkRecords)
+	st.dec.MaxRecords = s.cfg.MaxBulkRecords
 	if isProtobuf(ctx) {
-		recs, err = st.dec.decodeProtoBulk(body)
+		recs, err = st.dec.ProtoBulk(body)
 	} else {
-		recs, err = st.dec.decodeJSONBulk(body)
+		recs, err = st.dec.JSONBulk(body)
 	}
 	if err != nil {
 		s.decodeError(ctx, err)
@@ -334,6 +328,18 @@ func parseUint32(v []byte) (uint32, error) {
 }
 
 func (s *Server) decodeError(ctx *fasthttp.RequestCtx, err error) {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		switch we.Kind {
+		case wire.TooLarge:
+			s.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codeTooLarge, we.Msg)
+		case wire.InvalidInput:
+			s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, we.Msg)
+		default:
+			s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, we.Msg)
+		}
+		return
+	}
 	var de *decodeError
 	if errors.As(err, &de) {
 		status := fasthttp.StatusBadRequest
@@ -345,10 +351,6 @@ func (s *Server) decodeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, err.Error())
 }
-
-// maxJSONValues is the most JSON values a request body may hold: four
-// per record of the largest bulk request, at least 64 Ki.
-func maxJSONValues(maxBulkRecords int) int { return max(4*maxBulkRecords, 64<<10) }
 
 const invalidTableMsg = "Invalid table name: must match ^[a-zA-Z][a-zA-Z0-9_-]{0,127}$"
 
