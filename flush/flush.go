@@ -85,6 +85,15 @@ type Options struct {
 	// and between failed background flushes (ZOMBI_S3_RETRY_INITIAL_MS,
 	// ZOMBI_S3_RETRY_MAX_MS). Defaults 200 ms and 10 s.
 	RetryInitial, RetryMax time.Duration
+	// CatalogTimeout bounds each catalog call of a flush: opening the
+	// table with its watermarks, and one Commit with its retries. A call
+	// that takes longer is cancelled and the flush is retried after
+	// backoff, so a catalog or object store that holds a request without
+	// answering (iceberg-go's S3 client has no timeout of its own) cannot
+	// hang the table's flushes, and keep the hot tier full, after it is
+	// back. The outcome of a cancelled commit is settled by the watermark
+	// check of the next one. Default 1 min.
+	CatalogTimeout time.Duration
 	// MaxPendingFiles bounds the data files whose upload (or fsync)
 	// completes in the background while the next ones are encoded; with
 	// S3 each holds one part buffer. Default 4; set it from
@@ -133,6 +142,9 @@ func (o *Options) EnsureDefaults() {
 	if o.MaxPendingFiles == 0 {
 		o.MaxPendingFiles = 4
 	}
+	if o.CatalogTimeout == 0 {
+		o.CatalogTimeout = time.Minute
+	}
 	if o.ZstdLevel == 0 {
 		o.ZstdLevel = zstd.SpeedFastest
 	}
@@ -159,8 +171,8 @@ func (o *Options) Validate() error {
 	if o.TargetFileBytes < 1<<20 || o.BatchBytes < 1<<20 {
 		errs = append(errs, errors.New("flush: target file size and batch size must be at least 1 MiB"))
 	}
-	if o.HotMaxBytes < 0 || o.UploadAttempts < 1 || o.MaxPendingFiles < 1 || o.RetryInitial <= 0 || o.RetryMax < o.RetryInitial {
-		errs = append(errs, errors.New("flush: budget, attempts and retry delays must be positive"))
+	if o.HotMaxBytes < 0 || o.UploadAttempts < 1 || o.MaxPendingFiles < 1 || o.RetryInitial <= 0 || o.RetryMax < o.RetryInitial || o.CatalogTimeout < 0 {
+		errs = append(errs, errors.New("flush: budget, attempts, retry delays and catalog timeout must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -440,6 +452,8 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 //
 // ts.mu should be held.
 func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
+	ctx, cancel := f.catalogCtx(ctx)
+	defer cancel()
 	if ts.tbl == nil {
 		tbl, err := f.cat.Table(ctx, ts.name)
 		if err != nil {
@@ -583,10 +597,15 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	crashPoint("uploaded")
 	commitStart := time.Now()
 	res.WriteDuration += commitStart.Sub(writeStart)
-	cr, err := ts.tbl.Commit(ctx, ranges, files)
+	cctx, cancel := f.catalogCtx(ctx)
+	cr, err := ts.tbl.Commit(cctx, ranges, files)
+	cancel()
 	res.CommitDuration += time.Since(commitStart)
 	if err != nil {
 		f.stats.commitErrors.Add(1)
+		if context.Cause(cctx) == errCatalogTimeout && ctx.Err() == nil {
+			err = fmt.Errorf("%w (%v): %w", errCatalogTimeout, f.opts.CatalogTimeout, err)
+		}
 		return 0, err
 	}
 	crashPoint("committed")
@@ -725,6 +744,14 @@ func (f *Flusher) LastError(table string) error {
 		return *p
 	}
 	return nil
+}
+
+// errCatalogTimeout is the cause of a catalog call cut by CatalogTimeout.
+var errCatalogTimeout = errors.New("flush: no answer from the catalog or the object store within the catalog timeout")
+
+// catalogCtx returns ctx bounded by CatalogTimeout.
+func (f *Flusher) catalogCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, f.opts.CatalogTimeout, errCatalogTimeout)
 }
 
 func backoff(n int, initial, maxWait time.Duration) time.Duration {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -33,6 +34,11 @@ type S3Options struct {
 	// ClientRetries is minio-go's own retry count per request (a part is
 	// retried from its buffer). Default 3.
 	ClientRetries int
+	// ResponseTimeout is how long a request waits for the answer once it
+	// is sent. A store that holds a request without answering fails it
+	// after that (and it is retried) instead of stalling the upload.
+	// Default 1 min (minio-go's).
+	ResponseTimeout time.Duration
 }
 
 // S3Store streams objects to S3 or MinIO with multipart uploads.
@@ -65,6 +71,9 @@ func NewS3Store(opts S3Options) (*S3Store, error) {
 	if opts.ClientRetries <= 0 {
 		opts.ClientRetries = 3
 	}
+	if opts.ResponseTimeout <= 0 {
+		opts.ResponseTimeout = time.Minute
+	}
 	endpoint, secure := opts.Endpoint, true
 	if u, err := url.Parse(opts.Endpoint); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		endpoint, secure = u.Host, u.Scheme == "https"
@@ -77,9 +86,15 @@ func NewS3Store(opts S3Options) (*S3Store, error) {
 			&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.IAM{},
 		})
 	}
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("flush: s3 client: %w", err)
+	}
+	tr.ResponseHeaderTimeout = opts.ResponseTimeout
 	client, err := minio.New(endpoint, &minio.Options{
 		Creds:        creds,
 		Secure:       secure,
+		Transport:    tr,
 		Region:       opts.Region,
 		BucketLookup: minio.BucketLookupPath,
 		MaxRetries:   opts.ClientRetries,
