@@ -36,6 +36,15 @@ type coldConfig struct {
 	CatalogURL      string // may hold a password: log redactURL(CatalogURL)
 	CatalogToken    string // secret
 	Namespace       string
+	// Table maintenance (flush.MaintainOptions, catalog retention).
+	CompactedFileBytes int64
+	AutoCompaction     bool
+	CompactMinFiles    int
+	CompactInterval    time.Duration
+	SnapshotRetain     time.Duration
+	SnapshotMin        int
+	OrphanMinAge       time.Duration
+	MaintainInterval   time.Duration // 0: on demand only
 }
 
 // coldTier is the running cold tier of `zombi serve`. The catalog may be
@@ -49,9 +58,10 @@ type coldTier struct {
 	stop chan struct{} // closed by close: stop connecting
 	done chan struct{} // closed when the connecting goroutine is gone
 
-	mu  sync.Mutex // guards cat and f, set once connected
+	mu  sync.Mutex // guards cat, f and m, set once connected
 	cat *catalog.Catalog
 	f   *flush.Flusher
+	m   *flush.Maintainer
 }
 
 // openCold prepares the cold tier and connects it: at once when the
@@ -80,6 +90,7 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 	copts := catalog.Options{
 		DataDir: c.DataDir, URI: cc.CatalogURL, Token: cc.CatalogToken, Namespace: cc.Namespace,
 		Warehouse: warehouse, IOProps: ioProps, Logger: log,
+		SnapshotMaxAge: cc.SnapshotRetain, MinSnapshots: cc.SnapshotMin,
 	}
 	check := copts
 	check.EnsureDefaults()
@@ -123,11 +134,26 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 			cat.Close()
 			return err
 		}
+		interval := cc.MaintainInterval
+		if interval == 0 {
+			interval = -1 // on demand only
+		}
+		m, err := flush.NewMaintainer(f, flush.MaintainOptions{
+			CompactedFileBytes: cc.CompactedFileBytes, AutoCompactFiles: cc.CompactMinFiles, NoAutoCompact: !cc.AutoCompaction,
+			CompactInterval: cc.CompactInterval, Interval: interval, OrphanMinAge: cc.OrphanMinAge,
+			OnCompact: ct.tier.ObserveCompaction, OnMaintain: ct.tier.ObserveMaintenance, Logger: log,
+		})
+		if err != nil {
+			cat.Close()
+			return err
+		}
 		ct.mu.Lock()
-		ct.cat, ct.f = cat, f
+		ct.cat, ct.f, ct.m = cat, f, m
 		ct.mu.Unlock()
 		ct.tier.Attach(f, cat)
+		ct.tier.AttachMaintainer(m)
 		f.Start()
+		m.Start()
 		wh := cat.Warehouse()
 		if wh == "" {
 			wh = "(chosen by the REST catalog)"
@@ -135,7 +161,9 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 		log.Info("cold tier: Iceberg", "catalog", cat.Kind(), "catalog_url", redactURL(cc.CatalogURL),
 			"namespace", cat.Namespace(), "warehouse", wh, "s3_endpoint", cc.S3Endpoint, "s3_region", cc.S3Region,
 			"s3_static_credentials", cc.AccessKey != "", // never the keys themselves
-			"flush_interval", cc.FlushInterval, "target_file_bytes", cc.TargetFileBytes, "hot_max_bytes", hotMax)
+			"flush_interval", cc.FlushInterval, "target_file_bytes", cc.TargetFileBytes, "hot_max_bytes", hotMax,
+			"auto_compaction", cc.AutoCompaction, "compacted_file_bytes", cc.CompactedFileBytes,
+			"snapshot_retain", cc.SnapshotRetain, "maintenance_interval", cc.MaintainInterval)
 		return nil
 	}
 	err := connect()
@@ -179,10 +207,14 @@ func (ct *coldTier) close(log *slog.Logger, timeout time.Duration) error {
 	close(ct.stop)
 	<-ct.done
 	ct.mu.Lock()
-	f := ct.f
+	f, m := ct.f, ct.m
 	ct.mu.Unlock()
 	if f == nil {
 		return nil
+	}
+	// A compaction cancelled before its commit leaves only orphans.
+	if err := m.Close(); err != nil {
+		log.Warn("stop table maintenance", "err", err)
 	}
 	if timeout > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)

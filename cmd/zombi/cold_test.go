@@ -36,15 +36,21 @@ func TestColdSettings(t *testing.T) {
 		cc.TargetFileBytes != 128<<20 || cc.RetryInitial != 200*time.Millisecond || cc.RetryMax != 10*time.Second {
 		t.Fatalf("defaults %+v", cc)
 	}
+	if cc.CompactedFileBytes != 512<<20 || !cc.AutoCompaction || cc.CompactMinFiles != 8 || cc.CompactInterval != 5*time.Minute ||
+		cc.SnapshotRetain != 24*time.Hour || cc.SnapshotMin != 10 || cc.OrphanMinAge != 24*time.Hour || cc.MaintainInterval != time.Hour {
+		t.Fatalf("maintenance defaults %+v", cc)
+	}
 	fs = flag.NewFlagSet("t", flag.ContinueOnError)
 	c, err = loadConfig(fs, []string{"--hot-max-gb=0.5"}, env(map[string]string{
 		"ZOMBI_ICEBERG_ENABLED": "false", "ZOMBI_S3_BUCKET": "b", "ZOMBI_S3_ENDPOINT": "http://127.0.0.1:9000",
 		"ZOMBI_STORAGE_PATH": "/lake/", "ZOMBI_S3_MAX_RETRIES": "0",
+		"ZOMBI_AUTO_COMPACTION": "false", "ZOMBI_SNAPSHOT_RETAIN_HOURS": "168", "ZOMBI_MAINTENANCE_INTERVAL_SECS": "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Cold.Enabled || c.Cold.HotMaxBytes != 1<<29 || c.Cold.StoragePath != "lake" || c.Cold.UploadAttempts != 1 {
+	if c.Cold.Enabled || c.Cold.HotMaxBytes != 1<<29 || c.Cold.StoragePath != "lake" || c.Cold.UploadAttempts != 1 ||
+		c.Cold.AutoCompaction || c.Cold.SnapshotRetain != 168*time.Hour || c.Cold.MaintainInterval != 0 {
 		t.Fatalf("config %+v", c.Cold)
 	}
 	fs = flag.NewFlagSet("t", flag.ContinueOnError)

@@ -207,6 +207,49 @@ var settings = []setting{
 		c.Cold.TargetFileBytes = int64(n) << 20
 		return err
 	}},
+	{"compacted-file-size-mb", "ZOMBI_COMPACTED_FILE_SIZE_MB", "512", "MiB", "size of the Parquet files compaction writes; data files under half of it are compacted", func(c *config, v string) error {
+		n, err := intIn(v, 1, 65536)
+		c.Cold.CompactedFileBytes = int64(n) << 20
+		return err
+	}},
+	{"auto-compaction", "ZOMBI_AUTO_COMPACTION", "true", "bool", "compact in the background every partition-hour with more than --compaction-min-files small files; false: only POST /tables/{t}/compact", func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		c.Cold.AutoCompaction = b
+		return nil
+	}},
+	{"compaction-min-files", "ZOMBI_COMPACTION_MIN_FILES", "8", "int", "background compaction of a partition-hour starts once it holds more than this many small files", func(c *config, v string) error {
+		n, err := intIn(v, 1, 1<<20)
+		c.Cold.CompactMinFiles = n
+		return err
+	}},
+	{"compaction-interval-secs", "ZOMBI_COMPACTION_INTERVAL_SECS", "300", "s", "how often the background looks for partition-hours to compact", func(c *config, v string) error {
+		n, err := intIn(v, 1, 86400*7)
+		c.Cold.CompactInterval = time.Duration(n) * time.Second
+		return err
+	}},
+	{"snapshot-retain-hours", "ZOMBI_SNAPSHOT_RETAIN_HOURS", "24", "h", "Iceberg snapshots older than this are expired (time travel reaches this far back); files only expired snapshots reference, such as compacted small files, are deleted with them. At most 1000 snapshots are kept whatever their age", func(c *config, v string) error {
+		n, err := intIn(v, 1, 24*3650)
+		c.Cold.SnapshotRetain = time.Duration(n) * time.Hour
+		return err
+	}},
+	{"snapshot-retain-min", "ZOMBI_SNAPSHOT_RETAIN_MIN", "10", "int", "snapshot expiry always keeps at least this many of the newest snapshots", func(c *config, v string) error {
+		n, err := intIn(v, 1, 1000)
+		c.Cold.SnapshotMin = n
+		return err
+	}},
+	{"orphan-min-age-hours", "ZOMBI_ORPHAN_MIN_AGE_HOURS", "24", "h", "orphan cleanup deletes files under a table location that no snapshot or metadata file references once they are this old (longer than any upload-to-commit)", func(c *config, v string) error {
+		n, err := intIn(v, 1, 24*3650)
+		c.Cold.OrphanMinAge = time.Duration(n) * time.Hour
+		return err
+	}},
+	{"maintenance-interval-secs", "ZOMBI_MAINTENANCE_INTERVAL_SECS", "3600", "s", "how often snapshot expiry and orphan cleanup run in the background; 0: only on POST /tables/{t}/maintenance", func(c *config, v string) error {
+		n, err := intIn(v, 0, 86400*7)
+		c.Cold.MaintainInterval = time.Duration(n) * time.Second
+		return err
+	}},
 	{"hot-max-gb", "ZOMBI_HOT_MAX_GB", "", "GiB", "hot-tier disk budget: beyond it writes answer 503 until the cold tier catches up (fractions allowed; empty: 80 % of the free space of the data dir at start; 0: no budget)", func(c *config, v string) error {
 		c.Cold.HotMaxBytes = -1 // auto
 		if v == "" {
