@@ -343,8 +343,9 @@ func (h *harness) pendingCount() int {
 	return len(h.led.pending)
 }
 
-// flusher asks for a flush of a random table every 0.3-0.9 s, so that
-// flushes also run on request and kills land in them.
+// flusher asks for a flush of a random table every 0.3-0.9 s, and one
+// time in four for a compaction instead, so that both also run on
+// request and kills land in them.
 func (h *harness) flusher(ctx context.Context, base string, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	for {
@@ -353,27 +354,40 @@ func (h *harness) flusher(ctx context.Context, base string, seed uint64) {
 			return
 		case <-time.After(300*time.Millisecond + time.Duration(rng.Int64N(int64(600*time.Millisecond)))):
 		}
-		h.postFlush(base, h.tables[rng.IntN(len(h.tables))])
+		op := "flush"
+		if rng.IntN(4) == 0 {
+			op = "compact"
+		}
+		h.postCold(base, h.tables[rng.IntN(len(h.tables))], op)
 	}
 }
 
-// postFlush sends POST /tables/{t}/flush; while it is in flight a kill
-// counts as a kill during a flush.
-func (h *harness) postFlush(base, table string) (int, []byte, error) {
-	h.flushing.Add(1)
-	defer h.flushing.Add(-1)
-	resp, err := h.client.Post(base+"/tables/"+table+"/flush", "", nil)
+// postCold sends POST /tables/{t}/flush or /compact; while it is in
+// flight a kill counts as a kill during a flush or compaction.
+func (h *harness) postCold(base, table, op string) (int, []byte, error) {
+	n := &h.flushing
+	if op == "compact" {
+		n = &h.compacting
+	}
+	n.Add(1)
+	defer n.Add(-1)
+	resp, err := h.client.Post(base+"/tables/"+table+"/"+op, "", nil)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := appendAll(nil, resp.Body)
 	h.mu.Lock()
-	if resp.StatusCode == 200 {
+	switch {
+	case resp.StatusCode == 200 && op == "flush":
 		h.res.Flushes++
-	} else {
-		h.res.FlushErrors++
-		h.res.LastFlushError = fmt.Sprintf("%d %.300s", resp.StatusCode, b)
+	case resp.StatusCode == 200:
+		h.res.Compactions++
+	case resp.StatusCode == 409 && op == "compact":
+		h.res.CompactionsBusy++ // one is running already (in the background)
+	default:
+		h.res.ColdErrors++
+		h.res.LastColdError = fmt.Sprintf("POST /tables/%s/%s: %d %.300s", table, op, resp.StatusCode, b)
 	}
 	h.mu.Unlock()
 	return resp.StatusCode, b, err

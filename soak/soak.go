@@ -3,17 +3,18 @@
 // writes to it from a few concurrent producers (single and bulk requests,
 // several tables and partitions, most of them with idempotency keys),
 // kills it with SIGKILL at random moments (during writes, during the
-// background flushes and commits, while a POST /tables/{t}/flush is in
-// flight, during the start-up recovery), restarts it on the same data
-// directory and retries every keyed request that was not acknowledged,
-// with the same keys. Every acknowledged event is logged as (table,
-// partition, offset, payload hash).
+// background flushes, commits and compactions, while a POST
+// /tables/{t}/flush or /compact is in flight, during the start-up
+// recovery), restarts it on the same data directory and retries every
+// keyed request that was not acknowledged, with the same keys. Every
+// acknowledged event is logged as (table, partition, offset, payload
+// hash).
 //
 // After each restart the events acknowledged in the cycle before are read
 // back from the hot tier (GET /tables/{t}); at the end, after a clean
-// restart and a final POST /tables/{t}/flush, every table is scanned from
-// Iceberg through the server's /v1 REST view with iceberg-go, and Run
-// checks that:
+// restart, a final POST /tables/{t}/flush and a compaction, every table
+// is scanned from Iceberg through the server's /v1 REST view with
+// iceberg-go, and Run checks that:
 //
 //   - every acknowledged event is there, at its offset, with its payload;
 //   - no (partition, sequence) is in Iceberg twice, no payload is there
@@ -154,8 +155,9 @@ type harness struct {
 	logMu sync.Mutex // guards logf's writes and lines
 	lines []string   // the server log's last lines, for a failure report
 
-	flushing atomic.Int32 // POST /tables/{t}/flush requests in flight
-	nextID   atomic.Uint64
+	flushing   atomic.Int32 // POST /tables/{t}/flush requests in flight
+	compacting atomic.Int32 // POST /tables/{t}/compact requests in flight
+	nextID     atomic.Uint64
 }
 
 func newHarness(cfg Config) (*harness, error) {
@@ -256,26 +258,34 @@ func (h *harness) runCycle(ctx context.Context) error {
 	fwg.Go(func() { h.flusher(lctx, s.base, fseed) })
 
 	up := h.cfg.MinUp + time.Duration(h.rng.Int64N(int64(h.cfg.MaxUp-h.cfg.MinUp)+1))
-	flushKill := h.rng.IntN(3) == 0
+	aim := h.rng.IntN(6) // 0, 1: at a flush; 2: at a compaction
 	select {
 	case <-time.After(up):
 	case <-s.exited:
 	case <-ctx.Done():
 	}
-	if flushKill && !s.hasExited() {
-		// Aim at a flush: ask for one, then kill a few ms into it.
-		go h.postFlush(s.base, h.tables[h.rng.IntN(len(h.tables))])
+	if aim <= 2 && !s.hasExited() {
+		// Aim at a flush or a compaction: ask for one, then kill a few
+		// ms into it.
+		op := "flush"
+		if aim == 2 {
+			op = "compact"
+		}
+		go h.postCold(s.base, h.tables[h.rng.IntN(len(h.tables))], op)
 		time.Sleep(time.Duration(h.rng.Int64N(int64(40 * time.Millisecond))))
 	}
 	if s.hasExited() {
 		h.violation("the server exited by itself: %v\n%s", s.err, h.logTail())
 	}
-	inFlush := h.flushing.Load() > 0
+	inFlush, inCompact := h.flushing.Load() > 0, h.compacting.Load() > 0
 	s.kill()
 	h.srv = nil
 	h.res.Kills++
 	if inFlush {
 		h.res.KillsDuringFlush++
+	}
+	if inCompact {
+		h.res.KillsDuringCompaction++
 	}
 	stop()
 	wg.Wait()
@@ -286,8 +296,8 @@ func (h *harness) runCycle(ctx context.Context) error {
 }
 
 // final restarts the server cleanly, retries what is still unacked,
-// flushes every table, checks the hot tier and Iceberg, and stops the
-// server with SIGTERM.
+// flushes and compacts every table, checks the hot tier and Iceberg, and
+// stops the server with SIGTERM.
 func (h *harness) final(ctx context.Context) error {
 	h.cycle = h.cfg.Cycles + 1
 	t0 := time.Now()
@@ -315,6 +325,9 @@ func (h *harness) final(ctx context.Context) error {
 	for _, t := range h.tables {
 		if err := h.finalFlush(ctx, s.base, t); err != nil {
 			h.violation("final flush of %s: %v", t, err)
+		}
+		if err := h.finalCompact(ctx, s.base, t); err != nil {
+			h.violation("final compaction of %s: %v", t, err)
 		}
 	}
 	h.checkAllHot(ctx, s.base)
@@ -359,6 +372,9 @@ func (h *harness) serverEnv() []string {
 		"ZOMBI_SEGMENT_SIZE_MB=1",     // segments roll (and are flushed when full) often
 		"ZOMBI_HOT_RETENTION_SECS=0",  // flushed segments are deleted: keys move to the idem file
 		"ZOMBI_HOT_MAX_GB=0",
+		"ZOMBI_AUTO_COMPACTION=true", // background compaction of the many small files, often
+		"ZOMBI_COMPACTION_INTERVAL_SECS=2",
+		"ZOMBI_COMPACTION_MIN_FILES=4",
 		"ZOMBI_LOG_FORMAT=json",
 		"ZOMBI_SHUTDOWN_TIMEOUT_SECS=30",
 	)

@@ -20,10 +20,11 @@ type Result struct {
 	Seed    uint64
 	WorkDir string // kept when the run failed: the data dir and server.log
 
-	Cycles           int
-	Kills            int // SIGKILLs sent
-	KillsInStartup   int // … of them while the server was starting (recovery, catalog)
-	KillsDuringFlush int // … of them while a POST /tables/{t}/flush was in flight
+	Cycles                int
+	Kills                 int // SIGKILLs sent
+	KillsInStartup        int // … of them while the server was starting (recovery, catalog)
+	KillsDuringFlush      int // … of them while a POST /tables/{t}/flush was in flight
+	KillsDuringCompaction int // … of them while a POST /tables/{t}/compact was in flight
 
 	Events               int64 // events generated (each sent at least once)
 	Requests             int64 // requests sent, retries included
@@ -39,8 +40,10 @@ type Result struct {
 	UnackedUnkeyedEvents int64 // … their events
 	UnackedLanded        int64 // … of which are in Iceberg (once each)
 
-	Flushes, FlushErrors int64 // POST /tables/{t}/flush during the cycles: 200, other answers
-	LastFlushError       string
+	Flushes, Compactions int64 // POST /tables/{t}/flush and /compact answered 200
+	CompactionsBusy      int64 // POST /tables/{t}/compact answered 409 (one was running)
+	ColdErrors           int64 // … other answers
+	LastColdError        string
 
 	HotChecked    int64 // acked events read back from the hot tier after a restart
 	HotFlushed    int64 // acked events already flushed (and deleted) at that check
@@ -85,10 +88,10 @@ func (r *Result) Print(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "soak: %d cycles of kill -9 in %v (fsync=%s, %d writers, %d tables × %d partitions, flush every 1 s, seed %d)\n",
 		r.Cycles, r.Duration.Round(time.Second), c.Fsync, c.Writers, c.Tables, c.Partitions, r.Seed)
-	fmt.Fprintf(w, "  kills:             %d (%d during start-up/recovery, %d with a POST /flush in flight)\n",
-		r.Kills, r.KillsInStartup, r.KillsDuringFlush)
-	fmt.Fprintf(w, "  requests:          %d sent, %d acked (%d answered 503); flushes asked: %d ok, %d not\n",
-		r.Requests, r.AckedRequests, r.Non202, r.Flushes, r.FlushErrors)
+	fmt.Fprintf(w, "  kills:             %d (%d during start-up/recovery, %d with a POST /flush in flight, %d with a POST /compact in flight)\n",
+		r.Kills, r.KillsInStartup, r.KillsDuringFlush, r.KillsDuringCompaction)
+	fmt.Fprintf(w, "  requests:          %d sent, %d acked (%d answered 503); asked for %d flushes and %d compactions (+%d busy, %d failed)\n",
+		r.Requests, r.AckedRequests, r.Non202, r.Flushes, r.Compactions, r.CompactionsBusy, r.ColdErrors)
 	fmt.Fprintf(w, "  acked events:      %d\n", r.AckedEvents)
 	fmt.Fprintf(w, "  retried requests:  %d (%d events, same idempotency keys; %d answered with their original offset)\n",
 		r.Retried, r.RetriedEvents, r.RetriedOriginal)
@@ -102,8 +105,8 @@ func (r *Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "  server log:        %d errors, %d warnings, %d quarantine lines\n", r.LogErrors, r.LogWarnings, r.Quarantined)
 	fmt.Fprintf(w, "  lost = %d, duplicates = %d, reused offsets = %d, phantoms = %d, order violations = %d\n",
 		r.Lost, r.Duplicates, r.ReusedOffsets, r.Phantoms, r.OrderViolations)
-	if r.FlushErrors > 0 {
-		fmt.Fprintf(w, "  last failed flush: %s\n", r.LastFlushError)
+	if r.ColdErrors > 0 {
+		fmt.Fprintf(w, "  last failed flush or compaction: %s\n", r.LastColdError)
 	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "  VIOLATION: %s\n", v)
@@ -121,7 +124,7 @@ func (r *Result) Print(w io.Writer) {
 // finalFlush flushes a table and checks that the flushed watermark then
 // equals the high watermark, which covers every acked offset.
 func (h *harness) finalFlush(ctx context.Context, base, t string) error {
-	st, body, err := h.postFlush(base, t)
+	st, body, err := h.postCold(base, t, "flush")
 	if err != nil {
 		return err
 	}
@@ -147,6 +150,28 @@ func (h *harness) finalFlush(ctx context.Context, base, t string) error {
 		}
 	}
 	return nil
+}
+
+// finalCompact compacts a table (waiting out a compaction already
+// running), so that the scan also reads what compaction wrote.
+func (h *harness) finalCompact(ctx context.Context, base, t string) error {
+	for range 60 {
+		st, body, err := h.postCold(base, t, "compact")
+		switch {
+		case err != nil:
+			return err
+		case st == 200:
+			return nil
+		case st != 409:
+			return fmt.Errorf("POST /tables/%s/compact: %d %.300s", t, st, body)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("POST /tables/%s/compact: still busy after 30 s", t)
 }
 
 // checkAllHot reads what is left in the hot tier after the final flush
