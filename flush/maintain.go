@@ -69,6 +69,11 @@ type MaintainOptions struct {
 	// orphan cleanup deletes it (ZOMBI_ORPHAN_MIN_AGE_HOURS): longer than
 	// any flush or compaction takes from upload to commit. Default 24 h.
 	OrphanMinAge time.Duration
+	// TaskTimeout bounds one compaction of a table, or one expiry and
+	// orphan cleanup, so that an object store or catalog that holds a
+	// request without answering cannot keep the table's maintenance
+	// busy forever. Default 1 h.
+	TaskTimeout time.Duration
 	// OnCompact and OnMaintain, when set, receive the result of every
 	// compaction that committed something and of every expiry and
 	// orphan cleanup (for metrics).
@@ -98,6 +103,9 @@ func (o *MaintainOptions) EnsureDefaults() {
 	if o.OrphanMinAge == 0 {
 		o.OrphanMinAge = 24 * time.Hour
 	}
+	if o.TaskTimeout == 0 {
+		o.TaskTimeout = time.Hour
+	}
 }
 
 // Validate reports every problem with the options at once.
@@ -109,8 +117,8 @@ func (o *MaintainOptions) Validate() error {
 	if o.AutoCompactFiles < 1 || o.CompactInterval < 10*time.Millisecond {
 		errs = append(errs, errors.New("flush: compaction threshold and interval must be positive"))
 	}
-	if o.OrphanMinAge < 0 {
-		errs = append(errs, errors.New("flush: orphan minimum age must not be negative"))
+	if o.OrphanMinAge < 0 || o.TaskTimeout < 0 {
+		errs = append(errs, errors.New("flush: orphan minimum age and task timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -262,7 +270,7 @@ func (m *Maintainer) run(ctx context.Context, table, what string, task func(cont
 		delete(m.busy, table)
 		m.mu.Unlock()
 	}()
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, m.opts.TaskTimeout)
 	defer cancel()
 	stop := context.AfterFunc(m.ctx, cancel)
 	defer stop()
