@@ -32,6 +32,7 @@ type tpo struct {
 type event struct {
 	tp
 	key     string // idempotency key, "" if none
+	ts      int64  // timestamp_ms sent, 0 if none (the server's time)
 	acked   bool
 	off     uint64 // the acked offset
 	iceberg int    // times found in the Iceberg scan
@@ -93,7 +94,7 @@ func (w *worker) loop(ctx context.Context, base string) {
 			req = w.newRequest()
 		}
 		w.send(ctx, base, req)
-		if d := w.rng.IntN(4); d > 0 {
+		if d := w.rng.IntN(6); d > 0 { // a modest load: the machine is shared
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Duration(d) * time.Millisecond):
@@ -146,6 +147,12 @@ func (w *worker) newRequest() *request {
 		fmt.Fprintf(&b, `{"payload":%q,"partition":%d`, payload, part)
 		if ev.key != "" {
 			fmt.Fprintf(&b, `,"idempotency_key":%q`, ev.key)
+		}
+		if w.rng.IntN(4) == 0 {
+			// A timestamp of the last 6 hours: more partition-hours in
+			// Iceberg, so more files to flush and compact.
+			ev.ts = time.Now().UnixMilli() - w.rng.Int64N(6*3600*1000)
+			fmt.Fprintf(&b, `,"timestamp_ms":%d`, ev.ts)
 		}
 		b.WriteByte('}')
 		req.events = append(req.events, payloadHash([]byte(payload)))
@@ -371,7 +378,7 @@ func (h *harness) postCold(base, table, op string) (int, []byte, error) {
 	}
 	n.Add(1)
 	defer n.Add(-1)
-	resp, err := h.client.Post(base+"/tables/"+table+"/"+op, "", nil)
+	resp, err := h.coldClient.Post(base+"/tables/"+table+"/"+op, "", nil)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -63,7 +63,7 @@ type Config struct {
 	Partitions int           // partitions per table [3]
 	Fsync      string        // ZOMBI_FSYNC of the server [always]
 	MinUp      time.Duration // shortest time under load before a kill [50ms]
-	MaxUp      time.Duration // longest time under load before a kill [1.2s]
+	MaxUp      time.Duration // longest time under load before a kill [2.5s]
 	Seed       uint64        // random seed [from the clock]
 	Env        []string      // extra environment of the server (ZOMBI_*=…)
 	Log        io.Writer     // progress, one line every few cycles [none]
@@ -92,7 +92,7 @@ func (c *Config) defaults() error {
 		c.MinUp = 50 * time.Millisecond
 	}
 	if c.MaxUp < c.MinUp {
-		c.MaxUp = max(c.MinUp, 1200*time.Millisecond)
+		c.MaxUp = max(c.MinUp, 2500*time.Millisecond)
 	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
@@ -144,6 +144,8 @@ type harness struct {
 	data   string // the server's data directory
 	logf   *os.File
 	client *http.Client
+	// coldClient sends POST /flush and /compact, which may take long.
+	coldClient *http.Client
 
 	srv   *server // the running server, nil between cycles
 	cycle int
@@ -177,6 +179,7 @@ func newHarness(cfg Config) (*harness, error) {
 		Timeout:   60 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Writers + 4, DisableCompression: true},
 	}
+	h.coldClient = &http.Client{Timeout: 5 * time.Minute, Transport: h.client.Transport}
 	h.led = newLedger()
 	return h, nil
 }

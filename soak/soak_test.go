@@ -54,8 +54,7 @@ func TestSoak(t *testing.T) {
 	}
 	cfg := Config{
 		Bin:    buildZombi(t),
-		Dir:    t.TempDir(),
-		Cycles: cycles,
+		Cycles: cycles, // Dir: a temporary one, kept if the run fails
 		Fsync:  os.Getenv("ZOMBI_SOAK_FSYNC"),
 		Log:    testLog{t},
 	}
@@ -71,7 +70,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !res.OK() {
-		t.Fatalf("the soak found violations (data dir and server.log in %s)", cfg.Dir)
+		t.Fatalf("the soak found violations (data dir and server.log kept in %s)", res.WorkDir)
 	}
 	if res.Cycles != cycles || res.AckedEvents == 0 || res.IcebergRows < res.AckedEvents {
 		t.Fatalf("the soak did not run as planned: %d cycles, %d acked events, %d Iceberg rows", res.Cycles, res.AckedEvents, res.IcebergRows)

@@ -223,7 +223,7 @@ func (h *harness) checkIceberg(ctx context.Context, base, t string) error {
 	if err != nil {
 		return err
 	}
-	scan := tbl.Scan(table.WithSelectedFields("sequence", "partition", "payload", "idempotency_key"))
+	scan := tbl.Scan(table.WithSelectedFields("sequence", "partition", "payload", "idempotency_key", "timestamp_ms"))
 	_, recs, err := scan.ToArrowRecords(ctx)
 	if err != nil {
 		return err
@@ -248,7 +248,8 @@ func (h *harness) checkIceberg(ctx context.Context, base, t string) error {
 		part, ok2 := col("partition").(*array.Int32)
 		pay, ok3 := col("payload").(array.BinaryLike)
 		key := col("idempotency_key")
-		if !ok1 || !ok2 || !ok3 || key == nil {
+		ts, ok4 := col("timestamp_ms").(*array.Int64)
+		if !ok1 || !ok2 || !ok3 || !ok4 || key == nil {
 			rec.Release()
 			return fmt.Errorf("unexpected schema %v", rec.Schema())
 		}
@@ -257,7 +258,7 @@ func (h *harness) checkIceberg(ctx context.Context, base, t string) error {
 			k := tpo{tp{t, int(part.Value(i))}, uint64(seq.Value(i))}
 			x := payloadHash(binaryValue(pay, i))
 			kv := stringValue(key, i)
-			h.icebergRowLocked(k, x, kv, seen, keys)
+			h.icebergRowLocked(k, x, kv, ts.Value(i), seen, keys)
 		}
 		h.mu.Unlock()
 		rec.Release()
@@ -295,7 +296,7 @@ func stringValue(a arrow.Array, i int) string {
 }
 
 // icebergRowLocked checks one row (harness.mu held).
-func (h *harness) icebergRowLocked(k tpo, x uint64, key string, seen map[tpo]bool, keys map[string]bool) {
+func (h *harness) icebergRowLocked(k tpo, x uint64, key string, ts int64, seen map[tpo]bool, keys map[string]bool) {
 	r := &h.res
 	r.IcebergRows++
 	if seen[k] {
@@ -322,6 +323,8 @@ func (h *harness) icebergRowLocked(k tpo, x uint64, key string, seen map[tpo]boo
 		return
 	case ev.key != key:
 		r.violationLocked("Iceberg %s/%d sequence %d: idempotency key %q, sent with %q", k.table, k.part, k.off, key, ev.key)
+	case ev.ts != 0 && ev.ts != ts:
+		r.violationLocked("Iceberg %s/%d sequence %d: timestamp_ms %d, sent with %d", k.table, k.part, k.off, ts, ev.ts)
 	}
 	ev.iceberg++
 	if ev.iceberg > 1 {

@@ -40,7 +40,7 @@ func soakCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Partitions, "partitions", 3, "partitions per table")
 	fs.StringVar(&c.Fsync, "fsync", "always", "ZOMBI_FSYNC of the server: always, interval or never")
 	fs.DurationVar(&c.MinUp, "min-up", 0, "shortest time under load before a kill (default 50ms)")
-	fs.DurationVar(&c.MaxUp, "max-up", 0, "longest time under load before a kill (default 1.2s)")
+	fs.DurationVar(&c.MaxUp, "max-up", 0, "longest time under load before a kill (default 2.5s)")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (default: from the clock; printed)")
 	fs.StringVar(&c.Dir, "dir", "", "work directory: data/ and server.log (default: a temporary one, removed after a clean run)")
 	fs.StringVar(&c.Bin, "bin", "", "the zombi binary to run as the server (default: this one)")
