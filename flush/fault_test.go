@@ -371,3 +371,62 @@ func TestFlushThroughFaultyProxy(t *testing.T) {
 		})
 	}
 }
+
+// blockingStore holds every Create until release is closed (or the
+// flush is canceled): a store that takes its time to fail.
+type blockingStore struct {
+	Store
+	entered chan struct{} // gets a token when a Create starts waiting
+	release chan struct{}
+}
+
+func (s *blockingStore) Create(ctx context.Context, loc string) (ObjectWriter, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	return s.Store.Create(ctx, loc)
+}
+
+// The hot tier's size, which the write budget is checked against, stays
+// current while a flush is stuck on the store. It used to be refreshed
+// only between flushes: with MinIO down each failing flush took ~4 s
+// (the S3 clients' retries), and zombi serve took writes up to twice its
+// budget before the first 503.
+func TestBudgetTracksHotTierDuringSlowFlush(t *testing.T) {
+	st := &blockingStore{Store: LocalStore{}, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	v := openEnv(t, t.TempDir(), Options{Store: st, Interval: 100 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+		HotMaxBytes: 64 << 10})
+	want := map[evKey]event{}
+	appendN(t, v.e, "events", 0, 100, func(i int) int64 { return baseTs + int64(i) }, want)
+	v.f.Start()
+	select {
+	case <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flush started")
+	}
+	fillTable(t, v.e, "events", 4000, want) // past the budget while the flush waits
+	deadline := time.Now().Add(2 * time.Second)
+	for !v.f.OverBudget() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not over budget 2 s after the hot tier grew to %d bytes (budget %d): the flusher sees %d",
+				v.e.Stats().HotBytes, 64<<10, v.f.Stats().HotBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(st.release)
+	waitFlushed(t, v, "events", 20*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); v.f.OverBudget(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("still over budget after the flush: %d hot bytes", v.f.Stats().HotBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tbl, _ := v.f.Table(context.Background(), "events")
+	scanTable(t, tbl, want)
+}

@@ -254,8 +254,9 @@ func New(opts Options) (*Flusher, error) {
 // watermark with the engine.
 func (f *Flusher) Start() {
 	f.start.Do(func() {
-		f.wg.Add(1)
+		f.wg.Add(2)
 		go f.loop()
+		go f.watchHot()
 	})
 }
 
@@ -314,6 +315,25 @@ func (f *Flusher) loop() {
 		case <-f.ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// watchHot refreshes the hot-tier size every PollInterval on its own, so
+// that the budget stays current while a flush is slow or failing: a
+// flush that waits on an unreachable store takes seconds per attempt
+// (the S3 clients' own retries), and the loop refreshes only between
+// flushes, so writes went on past the budget meanwhile.
+func (f *Flusher) watchHot() {
+	defer f.wg.Done()
+	t := time.NewTicker(f.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-t.C:
+			f.refreshHot()
 		}
 	}
 }
