@@ -12,7 +12,7 @@ import (
 	"github.com/zombihq/zombi/engine"
 )
 
-// coldTimeout bounds a flush or compaction started over HTTP.
+// coldTimeout bounds a flush, compaction or maintenance started over HTTP.
 const coldTimeout = 5 * time.Minute
 
 // ready serves GET /health/ready: 200 when the server can take traffic,
@@ -210,13 +210,6 @@ func (s *Server) metadata(ctx *fasthttp.RequestCtx, tname []byte) {
 func (s *Server) flush(ctx *fasthttp.RequestCtx, tname []byte) {
 	s.coldAction(ctx, tname, "Flush", func(c context.Context, t string) (AdminResult, error) {
 		return s.cfg.Cold.Flush(c, t)
-	})
-}
-
-// compact serves POST /tables/{t}/compact.
-func (s *Server) compact(ctx *fasthttp.RequestCtx, tname []byte) {
-	s.coldAction(ctx, tname, "Compaction", func(c context.Context, t string) (AdminResult, error) {
-		return s.cfg.Cold.Compact(c, t)
 	})
 }
 
