@@ -393,3 +393,40 @@ func TestCompactionAndMaintenanceMinIO(t *testing.T) {
 	scanTable(t, tbl, want)
 	checkWatermarks(t, v, "events")
 }
+
+// The background compacts a partition-hour once it holds more than
+// AutoCompactFiles small files, and leaves the others; NoAutoCompact
+// turns it off.
+func TestBackgroundCompaction(t *testing.T) {
+	ctx := context.Background()
+	v := openEnv(t, t.TempDir(), Options{})
+	want := map[evKey]event{}
+	next := baseTs // 22:00: five files in hour 22
+	smallFlushes(t, v, 5, 1, 10, &next, want)
+	next = baseTs + hourMs // 23:00: three files in hour 23
+	smallFlushes(t, v, 3, 1, 10, &next, want)
+	off := newMaintainer(t, v, MaintainOptions{CompactInterval: 20 * time.Millisecond, AutoCompactFiles: 4, NoAutoCompact: true})
+	off.Start()
+	time.Sleep(200 * time.Millisecond)
+	if st := off.Stats(); st.Compactions != 0 {
+		t.Fatalf("compacted with NoAutoCompact: %+v", st)
+	}
+	off.Close()
+	m := newMaintainer(t, v, MaintainOptions{CompactInterval: 20 * time.Millisecond, AutoCompactFiles: 4})
+	m.Start()
+	deadline := time.Now().Add(20 * time.Second)
+	for m.Stats().Compactions == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no background compaction")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.Close()
+	tbl, _ := v.f.Table(ctx, "events")
+	got := filesPerHour(t, tbl)
+	if got[[2]int32{20513, 22}] != 1 || got[[2]int32{20513, 23}] != 3 {
+		t.Fatalf("files per hour after background compaction: %v", got)
+	}
+	scanTable(t, tbl, want)
+	checkWatermarks(t, v, "events")
+}
