@@ -261,7 +261,7 @@ func (h *harness) runCycle(ctx context.Context) error {
 	fwg.Go(func() { h.flusher(lctx, s.base, fseed) })
 
 	up := h.cfg.MinUp + time.Duration(h.rng.Int64N(int64(h.cfg.MaxUp-h.cfg.MinUp)+1))
-	aim := h.rng.IntN(6) // 0, 1: at a flush; 2: at a compaction
+	aim := h.rng.IntN(8) // 0, 1: at a flush; 2: at a compaction; 3: at a graceful stop
 	select {
 	case <-time.After(up):
 	case <-s.exited:
@@ -277,8 +277,21 @@ func (h *harness) runCycle(ctx context.Context) error {
 		go h.postCold(s.base, h.tables[h.rng.IntN(len(h.tables))], op)
 		time.Sleep(time.Duration(h.rng.Int64N(int64(40 * time.Millisecond))))
 	}
-	if s.hasExited() {
+	termed := false
+	if aim == 3 && !s.hasExited() {
+		// SIGTERM, then SIGKILL during the graceful stop (draining,
+		// the final flush), as systemd does after TimeoutStopSec.
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		termed = true
+		time.Sleep(time.Duration(h.rng.Int64N(int64(500 * time.Millisecond))))
+	}
+	switch {
+	case termed && s.hasExited() && s.err == nil:
+		h.res.StoppedBeforeKill++
+	case s.hasExited():
 		h.violation("the server exited by itself: %v\n%s", s.err, h.logTail())
+	case termed:
+		h.res.KillsDuringStop++
 	}
 	inFlush, inCompact := h.flushing.Load() > 0, h.compacting.Load() > 0
 	s.kill()

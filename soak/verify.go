@@ -25,6 +25,8 @@ type Result struct {
 	KillsInStartup        int // … of them while the server was starting (recovery, catalog)
 	KillsDuringFlush      int // … of them while a POST /tables/{t}/flush was in flight
 	KillsDuringCompaction int // … of them while a POST /tables/{t}/compact was in flight
+	KillsDuringStop       int // … of them during a graceful stop (SIGTERM first)
+	StoppedBeforeKill     int // SIGTERMs after which the server was gone before the SIGKILL
 
 	Events               int64 // events generated (each sent at least once)
 	Requests             int64 // requests sent, retries included
@@ -88,8 +90,8 @@ func (r *Result) Print(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "soak: %d cycles of kill -9 in %v (fsync=%s, %d writers, %d tables × %d partitions, flush every 1 s, seed %d)\n",
 		r.Cycles, r.Duration.Round(time.Second), c.Fsync, c.Writers, c.Tables, c.Partitions, r.Seed)
-	fmt.Fprintf(w, "  kills:             %d (%d during start-up/recovery, %d with a POST /flush in flight, %d with a POST /compact in flight)\n",
-		r.Kills, r.KillsInStartup, r.KillsDuringFlush, r.KillsDuringCompaction)
+	fmt.Fprintf(w, "  kills:             %d (in flight: %d start-ups, %d POST /flush, %d POST /compact, %d SIGTERM stops; %d stops done before the kill)\n",
+		r.Kills, r.KillsInStartup, r.KillsDuringFlush, r.KillsDuringCompaction, r.KillsDuringStop, r.StoppedBeforeKill)
 	fmt.Fprintf(w, "  requests:          %d sent, %d acked (%d answered 503); asked for %d flushes and %d compactions (+%d busy, %d failed)\n",
 		r.Requests, r.AckedRequests, r.Non202, r.Flushes, r.Compactions, r.CompactionsBusy, r.ColdErrors)
 	fmt.Fprintf(w, "  acked events:      %d\n", r.AckedEvents)
