@@ -93,11 +93,14 @@ func (w *worker) loop(ctx context.Context, base string) {
 		if req == nil {
 			req = w.newRequest()
 		}
-		w.send(ctx, base, req)
-		if d := w.rng.IntN(6); d > 0 { // a modest load: the machine is shared
+		d := time.Duration(w.rng.IntN(6)) * time.Millisecond // a modest load: the machine is shared
+		if !w.send(ctx, base, req) {
+			d = 20 * time.Millisecond // the server is down (killed), or busy
+		}
+		if d > 0 {
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Duration(d) * time.Millisecond):
+			case <-time.After(d):
 			}
 		}
 	}
@@ -204,8 +207,8 @@ func (h *harness) post(ctx context.Context, base string, req *request) (offs []u
 // send sends req and records what came back. One keyed request in 20 is
 // sent twice at once, as by a client that retries on a timeout while
 // the first attempt is still being served: both answers must carry the
-// same offsets.
-func (w *worker) send(ctx context.Context, base string, req *request) {
+// same offsets. It reports whether req was acknowledged.
+func (w *worker) send(ctx context.Context, base string, req *request) bool {
 	h := w.h
 	retry := req.attempts > 0
 	req.attempts++
@@ -261,7 +264,7 @@ func (w *worker) send(ctx context.Context, base string, req *request) {
 			h.res.UnackedUnkeyed++
 			h.res.UnackedUnkeyedEvents += int64(len(req.events))
 		}
-		return
+		return false
 	}
 	h.res.AckedRequests++
 	for i, x := range req.events {
@@ -299,6 +302,7 @@ func (w *worker) send(ctx context.Context, base string, req *request) {
 			w.last[ev.tp] = off
 		}
 	}
+	return true
 }
 
 func appendAll(dst []byte, r io.Reader) ([]byte, error) {

@@ -231,6 +231,7 @@ func (h *harness) runCycle(ctx context.Context) error {
 			return err
 		}
 		time.Sleep(time.Duration(h.rng.Int64N(int64(400 * time.Millisecond))))
+		h.mark("SIGKILL during the start-up")
 		s.kill()
 		h.res.Kills++
 		h.res.KillsInStartup++
@@ -281,6 +282,7 @@ func (h *harness) runCycle(ctx context.Context) error {
 	if aim == 3 && !s.hasExited() {
 		// SIGTERM, then SIGKILL during the graceful stop (draining,
 		// the final flush), as systemd does after TimeoutStopSec.
+		h.mark("SIGTERM")
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		termed = true
 		time.Sleep(time.Duration(h.rng.Int64N(int64(500 * time.Millisecond))))
@@ -294,6 +296,7 @@ func (h *harness) runCycle(ctx context.Context) error {
 		h.res.KillsDuringStop++
 	}
 	inFlush, inCompact := h.flushing.Load() > 0, h.compacting.Load() > 0
+	h.mark("SIGKILL")
 	s.kill()
 	h.srv = nil
 	h.res.Kills++
@@ -353,6 +356,7 @@ func (h *harness) final(ctx context.Context) error {
 		}
 	}
 	h.finishChecks()
+	h.mark("SIGTERM (final)")
 	if err := s.stop(2 * time.Minute); err != nil {
 		h.violation("clean stop: %v\n%s", err, h.logTail())
 	}
@@ -407,7 +411,7 @@ func (h *harness) start() (*server, error) {
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	h.writeLog(fmt.Sprintf("---- soak: cycle %d: start %s serve\n", h.cycle, h.cfg.Bin))
+	h.mark("start " + h.cfg.Bin + " serve")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -443,6 +447,11 @@ func (h *harness) copyLog(r io.Reader, addr chan<- string) {
 		}
 	}
 	_, _ = io.Copy(io.Discard, r)
+}
+
+// mark writes a line of the harness's own into server.log.
+func (h *harness) mark(what string) {
+	h.writeLog(fmt.Sprintf("---- soak %s cycle %d: %s\n", time.Now().UTC().Format(time.RFC3339Nano), h.cycle, what))
 }
 
 func (h *harness) writeLog(s string) {
