@@ -190,8 +190,10 @@ func (m *Maintainer) compactGroup(ctx context.Context, tbl *catalog.Table, fsys 
 		if errors.Is(err, catalog.ErrNotLive) {
 			w.removeDone() // certainly not committed
 		}
-		// Otherwise the outcome may be unknown: the outputs stay, for
-		// the orphan cleanup if they were not committed.
+		// Otherwise the outcome may be unknown (the commit may have
+		// landed): the outputs stay, for the orphan cleanup if they
+		// were not committed.
+		w.done = nil
 		return err
 	}
 	var outBytes int64

@@ -430,3 +430,57 @@ func TestBackgroundCompaction(t *testing.T) {
 	scanTable(t, tbl, want)
 	checkWatermarks(t, v, "events")
 }
+
+// cancelStore cancels a context once a compacted file is stored, so that
+// the replace commit that follows fails with an outcome the compaction
+// cannot know.
+type cancelStore struct {
+	LocalStore
+	cancel context.CancelFunc
+}
+
+type cancelObject struct {
+	ObjectWriter
+	cancel context.CancelFunc
+}
+
+func (o cancelObject) Close() error {
+	err := o.ObjectWriter.Close()
+	o.cancel()
+	return err
+}
+
+func (s *cancelStore) Create(ctx context.Context, loc string) (ObjectWriter, error) {
+	w, err := s.LocalStore.Create(ctx, loc)
+	if err != nil || !strings.Contains(loc, "/compact-") {
+		return w, err
+	}
+	return cancelObject{w, s.cancel}, nil
+}
+
+// A compaction whose commit fails without a verdict leaves its outputs in
+// place (the commit may have landed) and the table as it was.
+func TestCompactionCommitFailureKeepsOutputs(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := &cancelStore{cancel: cancel}
+	v := openEnv(t, t.TempDir(), Options{Store: cs})
+	m := newMaintainer(t, v, MaintainOptions{})
+	want := map[evKey]event{}
+	next := baseTs
+	smallFlushes(t, v, 4, 2, 10, &next, want)
+	_, err := m.Compact(ctx, "events")
+	if err == nil || errors.Is(err, catalog.ErrNotLive) {
+		t.Fatalf("compaction with its commit cancelled: %v", err)
+	}
+	tbl, _ := v.f.Table(context.Background(), "events")
+	loc, _ := url.Parse(tbl.Location())
+	outs, _ := filepath.Glob(filepath.Join(loc.Path, "data", "*", "*", "compact-*.parquet"))
+	if len(outs) != 1 {
+		t.Fatalf("compacted outputs on disk: %v", outs)
+	}
+	if got := filesPerHour(t, tbl); got[[2]int32{20513, 22}] != 4 {
+		t.Fatalf("files per hour %v", got)
+	}
+	scanTable(t, tbl, want)
+}
