@@ -24,7 +24,9 @@ package flush
 // (compaction, or expiry and orphan cleanup) at a time; another one is
 // refused with ErrCompactionInProgress (on demand) or skipped (in the
 // background). Commits are serialised with the flusher's by the catalog
-// table's committer lock.
+// table's committer lock. The orphan cleanup also holds the flusher's
+// tableState.mu (taken before the catalog table's lock, as flushes do),
+// so no upload of a flush is in flight while it lists and deletes.
 
 import (
 	"context"
@@ -366,6 +368,13 @@ func (m *Maintainer) removeOrphans(ctx context.Context, tbl *catalog.Table) (int
 	if !ok {
 		return 0, 0, nil
 	}
+	// No flush of the table runs meanwhile: a flush that writes a range
+	// again after a failed round reuses its file names, and could
+	// otherwise replace an old orphan between the listing and the
+	// removal. (Compactions are excluded by busy; their names are new.)
+	ts := m.f.state(tbl.Name())
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
 	refs, live, loc, err := tbl.ReferencedFiles(ctx)
 	if err != nil {
 		return 0, 0, err
