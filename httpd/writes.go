@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
@@ -178,7 +177,7 @@ func isProtobuf(ctx *fasthttp.RequestCtx) bool {
 
 // writeOne serves POST /tables/{t}.
 func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
-	start := time.Now()
+	start := ctx.Time() // fasthttp read the clock when it called the handler
 	if !validTable(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
@@ -232,7 +231,7 @@ func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
 
 // writeBulk serves POST /tables/{t}/bulk.
 func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
-	start := time.Now()
+	start := ctx.Time() // fasthttp read the clock when it called the handler
 	if !validTable(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
