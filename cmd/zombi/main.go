@@ -97,6 +97,14 @@ func versionString() string {
 	return "dev"
 }
 
+// serveGCPercent is the server's GOGC unless the environment sets one.
+// Most of the heap is the cold tier's short-lived flush buffers (live heap
+// 65-100 MiB while flushing bulk load to MinIO); at Go's default of 100
+// the heap grows to twice that before a collection, and RssAnon peaked at
+// 228 MiB. At 50 it peaks near 1.5 × live, for collections that cost well
+// under 1 % of CPU here (GODEBUG=gctrace=1: one every ~8 s).
+const serveGCPercent = 50
+
 // serve runs the server until SIGTERM or SIGINT (or until ready, when not
 // nil, is handed a stop function by a test and it is called).
 func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, ready func(addr string, stop func())) int {
@@ -123,6 +131,9 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	}
 	log := newLogger(stderr, cfg)
 	slog.SetDefault(log)
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serveGCPercent)
+	}
 	notify, err := newNotifier(getenv)
 	if err != nil {
 		log.Warn("cannot reach the service manager (NOTIFY_SOCKET)", "err", err)
