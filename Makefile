@@ -6,7 +6,7 @@ PKGS      := ./...
 RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/... ./bench/...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-http vet fmt clean docs install install-files uninstall
+.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-http bench-cold vet fmt clean docs install install-files uninstall
 
 build:
 	$(GO) build -o $(BIN) ./cmd/zombi
@@ -85,6 +85,16 @@ SOAK_CYCLES ?= 200
 SOAK_FLAGS  ?=
 soak: build
 	./$(BIN) soak --cycles $(SOAK_CYCLES) $(SOAK_FLAGS)
+
+# `make bench-cold`: does the cold tier keep up? Bulk load at a fixed rate
+# (COLD_RATE req/s × 100 events, COLD_DUR s) into a zombi serve flushing to the local
+# warehouse or, with COLD_STORE=minio, to a MinIO started for the run; prints
+# the unflushed backlog and RssAnon every 10 s and a verdict.
+bench-cold: build
+	STORE=$(COLD_STORE) RATE=$(COLD_RATE) DUR=$(COLD_DUR) bench/coldtier.sh
+COLD_STORE ?= local
+COLD_RATE  ?= 2000
+COLD_DUR   ?= 180
 
 # `make docs` regenerates the files rendered from the settings table
 # (docs/configuration.md, deploy/zombi.env); a test fails when they are stale.
