@@ -2,6 +2,7 @@ package flush
 
 import (
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/engine"
 )
 
 // faultProxy is an HTTP proxy on 127.0.0.1 in front of MinIO that injects
@@ -42,6 +44,10 @@ type faultProxy struct {
 	// stallPath, when set, limits stalling to the requests whose path
 	// contains it ("/metadata/": only iceberg-go's requests).
 	stallPath atomic.Pointer[string]
+	// stallMinBody, when set, limits stalling to the requests with a body
+	// of at least that many bytes, which is never read: the client's
+	// writes block once the socket buffers are full.
+	stallMinBody atomic.Int64
 	// cutEvery makes every n-th PUT with a body of 16 KiB or more forward
 	// nothing and drop the connection after reading 4 KiB of it: an
 	// upload cut in the middle; 0 never.
@@ -63,9 +69,22 @@ func startFaultProxy(tb testing.TB, target string) *faultProxy {
 	p.rp = httputil.NewSingleHostReverseProxy(u)
 	p.rp.ErrorLog = nil
 	p.srv = &http.Server{Handler: p}
-	go p.srv.Serve(ln)
+	go p.srv.Serve(smallBufListener{ln})
 	tb.Cleanup(p.close)
 	return p
+}
+
+// smallBufListener gives each accepted connection a small, fixed receive
+// buffer (no autotuning up to tcp_rmem's tens of MiB), so that a request
+// body the proxy does not read fills it soon and blocks the client.
+type smallBufListener struct{ net.Listener }
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetReadBuffer(256 << 10)
+	}
+	return c, err
 }
 
 func (p *faultProxy) close() {
@@ -93,7 +112,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if sp := p.stallPath.Load(); p.stalling.Load() && (sp == nil || strings.Contains(r.URL.Path, *sp)) {
+	if sp := p.stallPath.Load(); p.stalling.Load() && (sp == nil || strings.Contains(r.URL.Path, *sp)) && r.ContentLength >= p.stallMinBody.Load() {
 		p.stalled.Add(1)
 		select {
 		case <-r.Context().Done():
@@ -242,7 +261,7 @@ func proxiedEnv(t *testing.T, m *minioServer, p *faultProxy, bucket string, clie
 
 // stallTimeout is the client timeout of the stall case: the S3 client's
 // response timeout and the flusher's catalog timeout.
-const stallTimeout = 2 * time.Second
+const stallTimeout = 3 * time.Second
 
 // An object store in trouble, through a fault-injecting proxy in front of
 // MinIO that both S3 clients go through: random 500s with uploads cut in
@@ -332,6 +351,62 @@ func TestFlushThroughFaultyProxy(t *testing.T) {
 		finish(t, v, p, want)
 	})
 
+	// A part upload whose body the store stops reading: the client's
+	// writes block on a full socket, and TCP keeps the zero window open
+	// for as long as the store acknowledges probes, so only a write
+	// deadline ends it. Before it the flush hung until its context ended
+	// (for the background loop: never), the store being fine again.
+	t.Run("stall_upload_body", func(t *testing.T) {
+		p := startFaultProxy(t, m.addr)
+		// No background loop: it would flush each 1 MiB segment as it
+		// fills; one FlushTable makes one 16 MiB file of 8 MiB parts.
+		v := proxiedEnv(t, m, p, "stall-body", 1, Options{CatalogTimeout: stallTimeout})
+		want := map[evKey]event{}
+		ctx := context.Background()
+		appendN(t, v.e, "events", 0, 100, func(i int) int64 { return baseTs + int64(i) }, want)
+		if _, err := v.f.FlushTable(ctx, "events"); err != nil { // creates the table
+			t.Fatal(err)
+		}
+		// 16 MiB of incompressible payloads.
+		recs := make([]engine.Record, 4096)
+		offs := make([]uint64, len(recs))
+		for i := range recs {
+			b := make([]byte, 4096)
+			crand.Read(b)
+			recs[i] = engine.Record{Partition: 2, TimestampMs: baseTs + int64(i), Payload: b}
+		}
+		if err := v.e.AppendBatch("events", recs, offs); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range recs {
+			want[evKey{2, offs[i]}] = event{ts: r.TimestampMs, payload: string(r.Payload)}
+		}
+		p.stallMinBody.Store(4 << 20)
+		p.stalling.Store(true)
+		go func() {
+			for p.stalled.Load() == 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(stallTimeout / 2)
+			p.stalling.Store(false) // the held upload stays held
+		}()
+		// Bounded well below minio-go's minute: the held part must be given
+		// up and the round written again.
+		fctx, cancel := context.WithTimeout(ctx, 10*stallTimeout)
+		defer cancel()
+		start := time.Now()
+		if _, err := v.f.FlushTable(fctx, "events"); err != nil {
+			t.Fatalf("flush with a held upload: %v (after %v; %v)", err, time.Since(start), p)
+		}
+		if p.stalled.Load() == 0 {
+			t.Fatal("no upload was held")
+		}
+		checkExactlyOnce(t, v, "events", want)
+		tbl, _ := v.f.Table(ctx, "events")
+		checkDataFiles(t, tbl, openS3(t, v.f.opts.Store.(*S3Store)))
+		t.Logf("flushed in %v with a held upload; %+v; proxy: %v", time.Since(start).Round(time.Millisecond), v.f.Stats(), p)
+	})
+
 	// Requests are held without an answer until their client gives up:
 	// first every request (the data uploads, through minio-go), then only
 	// iceberg-go's metadata requests (the commit). Before the S3 response
@@ -363,7 +438,7 @@ func TestFlushThroughFaultyProxy(t *testing.T) {
 			p.stalling.Store(false) // the held requests stay held
 			// Bounded well below minio-go's minute: the held requests must
 			// be given up and retried.
-			took := waitFlushed(t, v, "events", 5*stallTimeout)
+			took := waitFlushed(t, v, "events", 10*stallTimeout)
 			checkExactlyOnce(t, v, "events", want)
 			tbl, _ := v.f.Table(context.Background(), "events")
 			checkDataFiles(t, tbl, openS3(t, v.f.opts.Store.(*S3Store)))

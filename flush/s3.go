@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -35,9 +36,10 @@ type S3Options struct {
 	// retried from its buffer). Default 3.
 	ClientRetries int
 	// ResponseTimeout is how long a request waits for the answer once it
-	// is sent. A store that holds a request without answering fails it
-	// after that (and it is retried) instead of stalling the upload.
-	// Default 1 min (minio-go's).
+	// is sent, and how long sending it may make no progress (64 KiB). A
+	// store that holds a request without answering, or stops reading its
+	// body, fails it after that (and it is retried) instead of stalling
+	// the upload. Default 1 min (minio-go's).
 	ResponseTimeout time.Duration
 }
 
@@ -91,6 +93,14 @@ func NewS3Store(opts S3Options) (*S3Store, error) {
 		return nil, fmt.Errorf("flush: s3 client: %w", err)
 	}
 	tr.ResponseHeaderTimeout = opts.ResponseTimeout
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &progressConn{Conn: c, timeout: opts.ResponseTimeout}, nil
+	}
 	client, err := minio.New(endpoint, &minio.Options{
 		Creds:        creds,
 		Secure:       secure,
@@ -152,6 +162,34 @@ func (s *S3Store) Create(ctx context.Context, location string) (ObjectWriter, er
 }
 
 var errUploadEnded = errors.New("flush: upload ended")
+
+// progressConn fails a write that makes no progress for timeout. A store
+// that stops reading a request body blocks the writer once the socket
+// buffers are full, and TCP keeps a zero window open for as long as the
+// peer answers probes: without a deadline an upload would wait for as
+// long as the connection stays open. Each 64 KiB gets its own deadline,
+// so a slow but moving upload is not cut.
+type progressConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *progressConn) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), 64<<10)
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+			return n, err
+		}
+		m, err := c.Conn.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
 
 // Remove implements Store.
 func (s *S3Store) Remove(ctx context.Context, location string) error {
