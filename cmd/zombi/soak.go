@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/zombihq/zombi/soak"
@@ -44,6 +46,13 @@ func soakCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (default: from the clock; printed)")
 	fs.StringVar(&c.Dir, "dir", "", "work directory: data/ and server.log (default: a temporary one, removed after a clean run)")
 	fs.StringVar(&c.Bin, "bin", "", "the zombi binary to run as the server (default: this one)")
+	fs.Func("env", "`ZOMBI_X=value` for the server, over the soak's settings (repeatable; e.g. ZOMBI_HOT_RETENTION_SECS=3600)", func(v string) error {
+		if !strings.HasPrefix(v, "ZOMBI_") || !strings.Contains(v, "=") {
+			return errors.New("want ZOMBI_NAME=value")
+		}
+		c.Env = append(c.Env, v)
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprint(stderr, soakUsage)
 		fs.PrintDefaults()
