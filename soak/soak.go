@@ -25,7 +25,9 @@
 //     every offset acknowledged before the kill (per partition, offsets
 //     also grow in each producer's order);
 //   - nothing is there that was never sent; a request that got no answer
-//     and had no key may have landed or not, but at most once.
+//     and had no key may have landed or not, but at most once;
+//   - the server stops cleanly on SIGTERM, and `zombi inspect verify`
+//     finds no corruption in the data directory.
 //
 // The durability mode is ZOMBI_FSYNC=always by default, where every ack
 // is a promise that holds even through a power loss. A kill -9 is not a
@@ -315,8 +317,8 @@ func (h *harness) runCycle(ctx context.Context) error {
 }
 
 // final restarts the server cleanly, retries what is still unacked,
-// flushes and compacts every table, checks the hot tier and Iceberg, and
-// stops the server with SIGTERM.
+// flushes and compacts every table, checks the hot tier and Iceberg,
+// stops the server with SIGTERM and runs zombi inspect verify.
 func (h *harness) final(ctx context.Context) error {
 	h.cycle = h.cfg.Cycles + 1
 	t0 := time.Now()
@@ -362,6 +364,12 @@ func (h *harness) final(ctx context.Context) error {
 	}
 	h.srv = nil
 	h.scanLog()
+	// The offline checker must find no corruption either: every CRC of
+	// every record, header and checkpoint file of the hot tier.
+	out, err := exec.CommandContext(ctx, h.cfg.Bin, "inspect", "verify", h.data).CombinedOutput()
+	if err != nil {
+		h.violation("zombi inspect verify %s: %v\n%s", h.data, err, out)
+	}
 	return nil
 }
 
