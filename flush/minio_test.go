@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,8 @@ type minioServer struct {
 	bin, dir, addr string
 	cmd            *exec.Cmd
 	log            *os.File
+	// release ends the goroutine whose locked thread started cmd.
+	release chan struct{}
 }
 
 const (
@@ -86,11 +89,24 @@ func (m *minioServer) start() error {
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the OS thread that forked exits, not the
+	// process, and the background flusher locks whatever thread it runs
+	// on (lowerPriority), which then ends with it: forked from any
+	// thread, MinIO was killed whenever a Flusher whose loop had locked
+	// that thread closed. Fork from a thread locked to a goroutine that
+	// lives as long as the server instead.
+	release, started := make(chan struct{}), make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		started <- cmd.Start()
+		<-release
+	}()
+	if err := <-started; err != nil {
+		close(release)
 		logf.Close()
 		return fmt.Errorf("start minio: %w", err)
 	}
-	m.cmd, m.log = cmd, logf
+	m.cmd, m.log, m.release = cmd, logf, release
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + m.addr + "/minio/health/ready")
@@ -117,6 +133,7 @@ func (m *minioServer) stop() {
 	m.cmd.Process.Kill()
 	m.cmd.Wait()
 	m.log.Close()
+	close(m.release)
 	m.cmd = nil
 }
 
