@@ -117,14 +117,14 @@ func (w *worker) retryAll(ctx context.Context, base string) {
 	}
 }
 
-// newRequest makes a request: single (40 %) or bulk of 2-20 events over
+// newRequest makes a request: single (40 %) or bulk of 2-12 events over
 // several partitions; 70 % carry an idempotency key on every event.
 func (w *worker) newRequest() *request {
 	h := w.h
 	req := &request{table: h.tables[w.rng.IntN(len(h.tables))], bulk: w.rng.IntN(5) >= 2, keyed: w.rng.IntN(10) < 7}
 	n := 1
 	if req.bulk {
-		n = 2 + w.rng.IntN(19)
+		n = 2 + w.rng.IntN(11)
 	}
 	id := h.nextID.Add(1)
 	var b bytes.Buffer

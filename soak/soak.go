@@ -563,8 +563,10 @@ func (h *harness) scanLog() {
 			h.violation("the server panicked: %s (see %s)", line, name)
 		case strings.Contains(line, `"level":"ERROR"`):
 			h.res.LogErrors++
+			h.res.logMsg(line)
 		case strings.Contains(line, `"level":"WARN"`):
 			h.res.LogWarnings++
+			h.res.logMsg(line)
 		}
 		if strings.Contains(line, "quarantin") {
 			h.res.Quarantined++

@@ -83,3 +83,25 @@ func (l testLog) Write(b []byte) (int, error) {
 	l.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
 }
+
+func TestResultPrint(t *testing.T) {
+	r := Result{Cycles: 3, AckedEvents: 10}
+	r.logMsg(`{"time":"x","level":"WARN","msg":"cut a torn tail from segment","table":"t"}`)
+	r.logMsg(`{"time":"x","level":"WARN","msg":"cut a torn tail from segment","table":"u"}`)
+	r.logMsg(`not json`)
+	var b strings.Builder
+	r.Print(&b)
+	for _, want := range []string{"   2 × WARN cut a torn tail from segment\n", "lost = 0, duplicates = 0, reused offsets = 0", "\nPASS\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+	r.Lost = 1
+	if b.Reset(); r.OK() {
+		t.Error("a lost event is OK")
+	}
+	r.Print(&b)
+	if !strings.HasSuffix(b.String(), "FAIL\n") {
+		t.Errorf("no FAIL in\n%s", b.String())
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -58,7 +60,8 @@ type Result struct {
 	Phantoms        int64 // rows in Iceberg that were never sent
 	OrderViolations int64 // fresh offsets not increasing
 
-	LogErrors, LogWarnings, Quarantined int64 // lines of the server log
+	LogErrors, LogWarnings, Quarantined int64          // lines of the server log
+	LogMessages                         map[string]int // errors and warnings by message
 
 	Duration                                  time.Duration
 	TimeStart, TimeCheck, TimeLoad, TimeFinal time.Duration // start-ups, hot checks, load and kills, the final checks
@@ -105,6 +108,10 @@ func (r *Result) Print(w io.Writer) {
 	fmt.Fprintf(w, "  time:              %v starting the server, %v under load, %v checking the hot tier, %v for the final flush and checks\n",
 		r.TimeStart.Round(time.Millisecond), r.TimeLoad.Round(time.Millisecond), r.TimeCheck.Round(time.Millisecond), r.TimeFinal.Round(time.Millisecond))
 	fmt.Fprintf(w, "  server log:        %d errors, %d warnings, %d quarantine lines\n", r.LogErrors, r.LogWarnings, r.Quarantined)
+	msgs := slices.Sorted(maps.Keys(r.LogMessages))
+	for _, m := range msgs {
+		fmt.Fprintf(w, "    %4d × %s\n", r.LogMessages[m], m)
+	}
 	fmt.Fprintf(w, "  lost = %d, duplicates = %d, reused offsets = %d, phantoms = %d, order violations = %d\n",
 		r.Lost, r.Duplicates, r.ReusedOffsets, r.Phantoms, r.OrderViolations)
 	if r.ColdErrors > 0 {
@@ -121,6 +128,19 @@ func (r *Result) Print(w io.Writer) {
 	} else {
 		fmt.Fprintln(w, "FAIL")
 	}
+}
+
+// logMsg counts an error or warning line of the server log by its level
+// and message.
+func (r *Result) logMsg(line string) {
+	var m struct{ Level, Msg string }
+	if json.Unmarshal([]byte(line), &m) != nil {
+		return
+	}
+	if r.LogMessages == nil {
+		r.LogMessages = map[string]int{}
+	}
+	r.LogMessages[m.Level+" "+m.Msg]++
 }
 
 // finalFlush flushes a table and checks that the flushed watermark then
