@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -507,6 +508,79 @@ func TestOpenSegmentsAreBounded(t *testing.T) {
 	}
 	if st := e.Stats(); st.OpenSegments > 3 || st.Segments < 8 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Sealing (background seals note their segment as open and close the
+// least recently used ones) and reads (which reopen closed segments) race
+// over the open-segment budget. A seal once sorted the open list by use
+// time under the list's lock, taking each segment's lock after it, while a
+// seal closing a victim took them the other way round: the engine
+// deadlocked, and Close hung waiting for the seals.
+func TestOpenSegmentBudgetUnderConcurrentSealsAndReads(t *testing.T) {
+	o := memOpts(vfs.NewMem()).WithFsync(FsyncNever)
+	o.SegmentBytes = 1 << 20
+	o.MaxOpenSegments = 2
+	e := mustOpen(t, o)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := []byte(strings.Repeat("x", 4000))
+			for i := range 1500 {
+				if _, _, err := e.Append("t", Record{Partition: uint32(w), Payload: p}); err != nil {
+					t.Errorf("append %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	for r := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_ = e.Scan("t", uint32(r), 1, 1<<62, func(*Event) error { return nil })
+			}
+		}()
+	}
+	// The writers end on their own (the readers run until done).
+	waitWriters := make(chan struct{})
+	go func() {
+		for {
+			total := uint64(0)
+			for _, p := range e.Partitions("t") {
+				total += p.High
+			}
+			if total >= 8*1500 {
+				close(waitWriters)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	select {
+	case <-waitWriters:
+	case <-time.After(60 * time.Second):
+		t.Fatal("appends stalled: the engine is deadlocked")
+	}
+	close(done)
+	closed := make(chan error, 1)
+	go func() { wg.Wait(); closed <- e.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Close hung: the engine is deadlocked")
 	}
 }
 

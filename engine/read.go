@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/zombihq/zombi/index"
@@ -56,31 +58,39 @@ func (e *Engine) release(sg *seg) {
 
 // noteOpen records a sealed segment as open and closes the least recently
 // used idle ones beyond MaxOpenSegments.
+//
+// Lock order: a segment's omu before e.open, never the other way round
+// (release, dropSeg and close hold omu when they call forgetOpen). So the
+// use times are read after e.open is released.
 func (e *Engine) noteOpen(sg *seg) {
 	e.open.Lock()
-	for _, o := range e.open.segs {
-		if o == sg {
-			e.open.Unlock()
-			return
-		}
+	if slices.Contains(e.open.segs, sg) {
+		e.open.Unlock()
+		return
 	}
 	e.open.segs = append(e.open.segs, sg)
-	var victims []*seg
-	if over := len(e.open.segs) - e.opts.MaxOpenSegments; over > 0 {
-		cand := append([]*seg(nil), e.open.segs...)
-		sort.Slice(cand, func(i, j int) bool { return cand[i].useTime() < cand[j].useTime() })
-		for _, c := range cand {
-			if over == 0 {
-				break
-			}
-			if c != sg && c.sealed.Load() {
-				victims = append(victims, c)
-				over--
-			}
-		}
+	over := len(e.open.segs) - e.opts.MaxOpenSegments
+	var cand []*seg
+	if over > 0 {
+		cand = slices.Clone(e.open.segs)
 	}
 	e.open.Unlock()
-	for _, v := range victims {
+	if over <= 0 {
+		return
+	}
+	type aged struct {
+		sg  *seg
+		use int64
+	}
+	byUse := make([]aged, 0, len(cand))
+	for _, c := range cand {
+		if c != sg && c.sealed.Load() {
+			byUse = append(byUse, aged{c, c.useTime()})
+		}
+	}
+	slices.SortFunc(byUse, func(a, b aged) int { return cmp.Compare(a.use, b.use) })
+	for _, a := range byUse[:min(over, len(byUse))] {
+		v := a.sg
 		v.omu.Lock()
 		if v.refs == 0 && v.s != nil && v.sealed.Load() {
 			v.closeLocked()
