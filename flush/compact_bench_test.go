@@ -90,7 +90,9 @@ func BenchmarkCompact(b *testing.B) {
 				for r := range recs {
 					bufs[r] = payload82(bufs[r], rng, int(n))
 					// 2 partitions, 2,000 events per ms: an hour holds it all.
-					recs[r] = engine.Record{Partition: uint32(r & 1), TimestampMs: ts + n/2000, Payload: bufs[r]}
+					// Each iteration its own hour: the last one's output
+					// is not compacted again.
+					recs[r] = engine.Record{Partition: uint32(r & 1), TimestampMs: ts + int64(i)*3_600_000 + n/2000, Payload: bufs[r]}
 					n++
 				}
 				if err := e.AppendBatch(table, recs, offs); err != nil {
