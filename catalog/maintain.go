@@ -128,29 +128,20 @@ func (t *Table) Replace(ctx context.Context, old []string, files []DataFile) (Co
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	o := &t.c.opts
-	var lastErr error
-	for attempt := 1; attempt <= o.CommitAttempts; attempt++ {
-		if attempt > 1 {
-			if err := sleepCtx(ctx, backoff(attempt-1, o.RetryInitial, o.RetryMax)); err != nil {
-				return CommitResult{}, errors.Join(lastErr, err)
-			}
-		}
-		// Always reload: the set of live files must be the catalog's.
-		if err := t.refreshLocked(ctx); err != nil {
-			lastErr = err
-			o.Logger.Warn("iceberg replace: reload failed", "table", t.name, "attempt", attempt, "err", err)
-			continue
-		}
-		res, retry, err := t.replaceOnceLocked(ctx, old, files)
-		res.Attempts = attempt
+	var res CommitResult
+	// Always reload: the set of live files must be the catalog's.
+	exhausted, err := t.attemptLocked(ctx, "replace", true, func(attempt int) (bool, error) {
+		r, retry, err := t.replaceOnceLocked(ctx, old, files)
 		if err == nil || !retry {
-			return res, err
+			r.Attempts = attempt
+			res = r
 		}
-		lastErr = err
-		o.Logger.Warn("iceberg replace failed; retrying", "table", t.name, "attempt", attempt, "err", err)
+		return retry, err
+	})
+	if exhausted {
+		return CommitResult{}, fmt.Errorf("catalog: replace in %s: %d attempts failed: %w", t.name, t.c.opts.CommitAttempts, err)
 	}
-	return CommitResult{}, fmt.Errorf("catalog: replace in %s: %d attempts failed: %w", t.name, o.CommitAttempts, lastErr)
+	return res, err
 }
 
 // Lock should be held.
@@ -236,26 +227,18 @@ type ExpireResult struct {
 func (t *Table) ExpireSnapshots(ctx context.Context, maxAge time.Duration, minKeep int) (ExpireResult, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	o := &t.c.opts
-	var lastErr error
-	for attempt := 1; attempt <= o.CommitAttempts; attempt++ {
-		if attempt > 1 {
-			if err := sleepCtx(ctx, backoff(attempt-1, o.RetryInitial, o.RetryMax)); err != nil {
-				return ExpireResult{}, errors.Join(lastErr, err)
-			}
-		}
-		if err := t.refreshLocked(ctx); err != nil {
-			lastErr = err
-			continue
-		}
-		res, err := t.expireOnceLocked(ctx, maxAge, minKeep)
+	var res ExpireResult
+	exhausted, err := t.attemptLocked(ctx, "expire snapshots", true, func(int) (bool, error) {
+		r, err := t.expireOnceLocked(ctx, maxAge, minKeep)
 		if err == nil {
-			return res, nil
+			res = r
 		}
-		lastErr = err
-		o.Logger.Warn("expire snapshots failed; retrying", "table", t.name, "attempt", attempt, "err", err)
+		return true, err
+	})
+	if exhausted {
+		return ExpireResult{}, fmt.Errorf("catalog: expire snapshots of %s: %w", t.name, err)
 	}
-	return ExpireResult{}, fmt.Errorf("catalog: expire snapshots of %s: %w", t.name, lastErr)
+	return res, err
 }
 
 // Lock should be held.

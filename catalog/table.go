@@ -199,28 +199,53 @@ func (t *Table) Commit(ctx context.Context, ranges []Range, files []DataFile) (C
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var res CommitResult
+	exhausted, err := t.attemptLocked(ctx, "commit", false, func(attempt int) (bool, error) {
+		r, retry, err := t.commitOnceLocked(ctx, ranges, files)
+		if err == nil || !retry {
+			r.Attempts = attempt
+			res = r
+		}
+		return retry, err
+	})
+	if exhausted {
+		return CommitResult{}, fmt.Errorf("catalog: commit to %s: %d attempts failed: %w", t.name, t.c.opts.CommitAttempts, err)
+	}
+	return res, err
+}
+
+// attemptLocked runs once up to Options.CommitAttempts times, backing off
+// between attempts and reloading the table before each retry (and before
+// the first attempt too when reloadFirst), until once succeeds or says
+// its failure is not worth retrying (retry false). It returns once's last
+// error, and exhausted when every attempt failed. Commit, Replace and
+// ExpireSnapshots share it.
+//
+// Lock should be held.
+func (t *Table) attemptLocked(ctx context.Context, op string, reloadFirst bool, once func(attempt int) (retry bool, err error)) (exhausted bool, err error) {
 	o := &t.c.opts
 	var lastErr error
 	for attempt := 1; attempt <= o.CommitAttempts; attempt++ {
 		if attempt > 1 {
 			if err := sleepCtx(ctx, backoff(attempt-1, o.RetryInitial, o.RetryMax)); err != nil {
-				return CommitResult{}, errors.Join(lastErr, err)
+				return false, errors.Join(lastErr, err)
 			}
+		}
+		if attempt > 1 || reloadFirst {
 			if err := t.refreshLocked(ctx); err != nil {
 				lastErr = err
-				o.Logger.Warn("iceberg commit: reload failed", "table", t.name, "attempt", attempt, "err", err)
+				o.Logger.Warn("iceberg "+op+": reload failed", "table", t.name, "attempt", attempt, "err", err)
 				continue
 			}
 		}
-		res, retry, err := t.commitOnceLocked(ctx, ranges, files)
-		res.Attempts = attempt
+		retry, err := once(attempt)
 		if err == nil || !retry {
-			return res, err
+			return false, err
 		}
 		lastErr = err
-		o.Logger.Warn("iceberg commit failed; retrying", "table", t.name, "attempt", attempt, "err", err)
+		o.Logger.Warn("iceberg "+op+" failed; retrying", "table", t.name, "attempt", attempt, "err", err)
 	}
-	return CommitResult{}, fmt.Errorf("catalog: commit to %s: %d attempts failed: %w", t.name, o.CommitAttempts, lastErr)
+	return true, lastErr
 }
 
 // commitOnceLocked makes one attempt against t.tbl as loaded. retry says
