@@ -48,8 +48,8 @@ type faultProxy struct {
 	// of at least that many bytes, which is never read: the client's
 	// writes block once the socket buffers are full.
 	stallMinBody atomic.Int64
-	// cutEvery makes every n-th PUT with a body of 16 KiB or more forward
-	// nothing and drop the connection after reading 4 KiB of it: an
+	// cutEvery makes every n-th PUT with a body of 4 KiB or more forward
+	// nothing and drop the connection after reading 1 KiB of it: an
 	// upload cut in the middle; 0 never.
 	cutEvery atomic.Int64
 
@@ -128,10 +128,10 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, s3Error)
 		return
 	}
-	if r.Method == http.MethodPut && r.ContentLength >= 16<<10 {
+	if r.Method == http.MethodPut && r.ContentLength >= 4<<10 {
 		if k := p.cutEvery.Load(); k > 0 && p.puts.Add(1)%k == 0 {
 			p.cut.Add(1)
-			io.CopyN(io.Discard, r.Body, 4<<10)
+			io.CopyN(io.Discard, r.Body, 1<<10)
 			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 				conn.Close()
 			}
