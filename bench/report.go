@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -44,6 +45,13 @@ type Report struct {
 	// ServerPID's memory, when it was sampled: peak RssAnon and VmRSS (KiB).
 	PeakRSSAnonKiB int64 `json:"peak_rss_anon_kib,omitempty"`
 	PeakRSSKiB     int64 `json:"peak_rss_kib,omitempty"`
+
+	// CPU time (user + system) per answered request over the measured
+	// window: the server's (ServerPID, when sampled) and the load
+	// generator's own. On shared cores these say where a gap to a ceiling
+	// comes from better than throughput alone.
+	ServerCPUPerReq float64 `json:"server_cpu_us_per_request,omitempty"`
+	ClientCPUPerReq float64 `json:"client_cpu_us_per_request,omitempty"`
 
 	Timeline []Point `json:"timeline"`
 
@@ -104,10 +112,16 @@ type timeline struct {
 	peakAnon     int64
 	peakRSS      int64
 	sampleServer bool
+	serverCPU0   time.Duration // at start; 0 when not read
+	clientCPU0   time.Duration
 }
 
 func newTimeline(cfg *Config, ws []*worker, start time.Time) *timeline {
-	return &timeline{cfg: cfg, ws: ws, start: start, last: start, sampleServer: cfg.ServerPID > 0}
+	t := &timeline{cfg: cfg, ws: ws, start: start, last: start, sampleServer: cfg.ServerPID > 0, clientCPU0: selfCPU()}
+	if t.sampleServer {
+		t.serverCPU0, _ = ProcCPU(cfg.ServerPID)
+	}
+	return t
 }
 
 func (t *timeline) sample(now time.Time) Point {
@@ -189,6 +203,49 @@ func (r *Report) finish(ws []*worker, tl *timeline, elapsed time.Duration) {
 	}
 	r.Timeline = tl.points
 	r.PeakRSSAnonKiB, r.PeakRSSKiB = tl.peakAnon, tl.peakRSS
+	if n := r.Requests + r.Reads; n > 0 {
+		if tl.sampleServer {
+			if cpu, err := ProcCPU(tl.cfg.ServerPID); err == nil && tl.serverCPU0 > 0 {
+				r.ServerCPUPerReq = float64(cpu-tl.serverCPU0) / 1e3 / float64(n)
+			}
+		}
+		r.ClientCPUPerReq = float64(selfCPU()-tl.clientCPU0) / 1e3 / float64(n)
+	}
+}
+
+// ProcCPU returns the user plus system CPU time pid has used, from
+// /proc/<pid>/stat (clock ticks of 10 ms).
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields after its ')' are
+	// state (3), …, utime (14), stime (15).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
+	}
+	fs := strings.Fields(string(b[i+1:]))
+	if len(fs) < 13 {
+		return 0, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(fs[11], 10, 64)
+	st, err2 := strconv.ParseInt(fs[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on every Linux ABI Go supports
+	return time.Duration(ut+st) * tick, nil
+}
+
+// selfCPU is this process's user plus system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ProcMemory returns RssAnon and VmRSS of pid, in KiB.
@@ -297,6 +354,9 @@ func (r *Report) Summary() string {
 	}
 	if r.PeakRSSAnonKiB > 0 {
 		fmt.Fprintf(&b, "  server peak RssAnon %.1f MiB, VmRSS %.1f MiB\n", float64(r.PeakRSSAnonKiB)/1024, float64(r.PeakRSSKiB)/1024)
+	}
+	if r.ServerCPUPerReq > 0 || r.ClientCPUPerReq > 0 {
+		fmt.Fprintf(&b, "  CPU per request: server %.1f µs, load generator %.1f µs\n", r.ServerCPUPerReq, r.ClientCPUPerReq)
 	}
 	if s := r.Sustained; s != nil {
 		fmt.Fprintf(&b, "  sustained: first %.0fs window %.1f MB/s, last %.1f MB/s, worst %.1f MB/s (drop %.1f %%, worst %.1f %%)\n",

@@ -56,8 +56,9 @@ type RowResult struct {
 	Row     *Row
 	Values  [][]float64 // per target, per run
 	Medians []float64
-	PeakRSS int64     // peak RssAnon of any zombi child, KiB
-	Reports []*Report // the zombi target's reports
+	PeakRSS int64       // peak RssAnon of any zombi child, KiB
+	CPU     [][]float64 // per target, per run: server CPU µs per request
+	Reports []*Report   // the zombi target's reports
 }
 
 // Ratio is the zombi median over the base median.
@@ -105,7 +106,7 @@ func RunRow(ctx context.Context, sc SuiteConfig, row *Row) (*RowResult, error) {
 		row.Metric = func(r *Report) float64 { return r.EventsPerSec }
 		row.Unit = "events/s"
 	}
-	res := &RowResult{Row: row, Values: make([][]float64, len(row.Targets))}
+	res := &RowResult{Row: row, Values: make([][]float64, len(row.Targets)), CPU: make([][]float64, len(row.Targets))}
 	for k := range sc.Runs {
 		for j := range row.Targets {
 			ti := (j + k) % len(row.Targets)
@@ -116,12 +117,13 @@ func RunRow(ctx context.Context, sc SuiteConfig, row *Row) (*RowResult, error) {
 			}
 			v := row.Metric(rep)
 			res.Values[ti] = append(res.Values[ti], v)
+			res.CPU[ti] = append(res.CPU[ti], rep.ServerCPUPerReq)
 			if ti == row.Zombi {
 				res.Reports = append(res.Reports, rep)
 				res.PeakRSS = max(res.PeakRSS, rep.PeakRSSAnonKiB)
 			}
-			fmt.Fprintf(sc.Log, "  %-34s run %d  %-22s %10s %s  p99 %-8s %s\n", row.Name, k+1, t.Name, si(v), row.Unit,
-				fmtDur(rep.Latency.P99), errNote(rep))
+			fmt.Fprintf(sc.Log, "  %-34s run %d  %-22s %10s %s  p99 %-8s  CPU/req server %5.1f µs, generator %5.1f µs %s\n", row.Name, k+1, t.Name, si(v), row.Unit,
+				fmtDur(rep.Latency.P99), rep.ServerCPUPerReq, rep.ClientCPUPerReq, errNote(rep))
 		}
 	}
 	for _, vs := range res.Values {
@@ -170,9 +172,7 @@ func runOnce(ctx context.Context, sc SuiteConfig, t Target, load Config) (*Repor
 	load.Target = ch.Addr
 	load.Duration = sc.Duration
 	load.Warmup = sc.Warmup
-	if t.Ceiling == "" {
-		load.ServerPID = ch.PID()
-	}
+	load.ServerPID = ch.PID()
 	if sc.Progress {
 		load.Progress = sc.Log
 	}

@@ -63,8 +63,8 @@ func SuiteTable(sc SuiteConfig, command string, started time.Time, loadBefore st
 	fmt.Fprintf(&b, "%s · %s · data in %s\n\n", started.UTC().Format("2006-01-02 15:04 UTC"), Machine(), sc.DataDir)
 	fmt.Fprintf(&b, "Command: `%s`. Load generator (`zombi load`) and server on the same cores; every figure is the median of %d runs of %v (after %v of warm-up), the targets alternating, each run against a fresh child process (zombi: fresh data directory). Load average before / after: %s / %s (the machine is shared: compare within a row).\n\n",
 		command, sc.Runs, sc.Duration, sc.Warmup, loadBefore, LoadAvg())
-	b.WriteString("| workload | ceiling | ceiling median | zombi | zombi median | zombi ÷ ceiling | goal | met | zombi runs (min–max) | zombi p99 | peak RssAnon |\n")
-	b.WriteString("|---|---|--:|---|--:|--:|---|:-:|---|--:|--:|\n")
+	b.WriteString("| workload | ceiling | ceiling median | zombi | zombi median | zombi ÷ ceiling | goal | met | zombi runs (min–max) | zombi p99 | peak RssAnon | server CPU/request: ceiling → zombi |\n")
+	b.WriteString("|---|---|--:|---|--:|--:|---|:-:|---|--:|--:|--:|\n")
 	for _, r := range rows {
 		row := r.Row
 		goal := fmt.Sprintf("≥ %.0f %%", row.Target*100)
@@ -80,13 +80,14 @@ func SuiteTable(sc SuiteConfig, command string, started time.Time, loadBefore st
 		for _, rep := range r.Reports {
 			p99s = append(p99s, rep.Latency.P99)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s %s | %.1f %% | %s | %s | %s–%s | %s | %.0f MiB |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s %s | %.1f %% | %s | %s | %s–%s | %s | %.0f MiB | %.1f → %.1f µs |\n",
 			row.Name, row.Targets[row.Base].Name, si(r.Medians[row.Base]), row.Unit,
 			row.Targets[row.Zombi].Name, si(r.Medians[row.Zombi]), row.Unit, 100*r.Ratio(), goal, met,
-			si(minOf(zs)), si(maxOf(zs)), fmtDur(median(p99s)), float64(r.PeakRSS)/1024)
+			si(minOf(zs)), si(maxOf(zs)), fmtDur(median(p99s)), float64(r.PeakRSS)/1024,
+			median(r.CPU[row.Base]), median(r.CPU[row.Zombi]))
 		for i, t := range row.Targets {
 			if i != row.Base && i != row.Zombi {
-				fmt.Fprintf(&b, "| ↳ also: %s | | %s %s | | | zombi ÷ it: %.1f %% | | | | | |\n",
+				fmt.Fprintf(&b, "| ↳ also: %s | | %s %s | | | zombi ÷ it: %.1f %% | | | | | | |\n",
 					t.Name, si(r.Medians[i]), row.Unit, 100*r.Medians[row.Zombi]/max(r.Medians[i], 1))
 			}
 		}

@@ -68,7 +68,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.FreshPayloads, "fresh-payloads", false, "new random bytes for every payload (for the cold tier's compression); default: each worker repeats one")
 	fs.Float64Var(&c.ReadRatio, "read-ratio", 0.2, "share of reads in the mixed scenario")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per-request timeout")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "sample this process's RssAnon each second")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "sample this process's RssAnon each second and report its CPU time per request")
 	reportPath := fs.String("report", "", "write the JSON report here")
 	svgPath := fs.String("svg", "", "write an SVG chart of throughput and p50/p99 over time here")
 	progress := fs.String("progress", "auto", "progress line: auto (on a terminal), on, off")
