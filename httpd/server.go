@@ -200,6 +200,9 @@ type Server struct {
 	// auth checks bearer tokens; nil when authentication is off.
 	auth *authenticator
 	tls  bool
+	// wd keeps ReadTimeout, IdleTimeout and WriteTimeout (watchdog.go).
+	wd      *watchdog
+	wdStart sync.Once
 
 	// overBudget reports that the hot tier is over its disk budget (the
 	// cold tier's OverBudget); nil without one. An atomic load.
@@ -230,20 +233,20 @@ func New(cfg Config) (*Server, error) {
 		s.overBudget = b.OverBudget
 	}
 	s.met = newServerMetrics(s)
+	s.wd = newWatchdog(cfg.ReadTimeout, cfg.IdleTimeout, cfg.WriteTimeout)
 	auth, err := newAuthenticator(cfg.Tokens)
 	if err != nil {
 		return nil, err
 	}
 	s.auth = auth
 	s.srv = &fasthttp.Server{
-		Handler:                      s.handle,
-		HeaderReceived:               s.headerReceived,
-		ErrorHandler:                 s.errorHandler,
-		Name:                         "zombi",
-		Concurrency:                  cfg.MaxConnections,
-		ReadTimeout:                  cfg.ReadTimeout,
-		WriteTimeout:                 cfg.WriteTimeout,
-		IdleTimeout:                  cfg.IdleTimeout,
+		Handler:        s.handle,
+		HeaderReceived: s.headerReceived,
+		ErrorHandler:   s.errorHandler,
+		Name:           "zombi",
+		Concurrency:    cfg.MaxConnections,
+		// ReadTimeout, WriteTimeout and IdleTimeout stay 0: the watchdog
+		// keeps them without a deadline update per request.
 		MaxRequestBodySize:           cfg.MaxBodyBytes,
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
@@ -269,6 +272,8 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // Serve serves HTTP (HTTPS when a TLS certificate is configured) on ln
 // until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.wdStart.Do(s.wd.start)
+	ln = s.wd.listener(ln)
 	if s.tls {
 		return s.srv.ServeTLS(ln, "", "") // the certificate loaded by New
 	}
@@ -282,7 +287,9 @@ func (s *Server) TLS() bool { return s.tls }
 // to finish, or for ctx to end. It does not close the engine.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopping.Store(true)
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	s.wd.close()
+	return err
 }
 
 // refusedHeader marks a request that headerReceived refused; its value is
