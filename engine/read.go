@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/zombihq/zombi/index"
 	"github.com/zombihq/zombi/segment"
@@ -254,7 +255,7 @@ func (l *plog) read(q Query, dst []Event, ar *arena) ([]Event, bool, error) {
 	from := max(q.Offset, 1)
 	n := 0
 	more := false
-	err := l.scan(from, math.MaxUint64, q.HasSince, q.Since, func(r *segment.Record) error {
+	err := l.scan(from, math.MaxUint64, q.HasSince, q.Since, nil, func(r *segment.Record) error {
 		if q.HasSince && r.TimestampMs < q.Since {
 			return nil
 		}
@@ -277,8 +278,11 @@ var errStop = errors.New("stop")
 // scan calls fn for each record with from <= offset <= to, in order,
 // seeking with each segment's index (by offset, and by time when hasSince).
 // The record aliases the segment and is valid only during fn. fn may
-// return errStop to end the scan early.
-func (l *plog) scan(from, to uint64, hasSince bool, since int64, fn func(*segment.Record) error) error {
+// return errStop to end the scan early. With buf nil the records are read
+// through the mapping (a short read of the hot tail); otherwise with pread
+// into *buf (segment.ReadIter: a long pass, as the flusher's), which may
+// be grown.
+func (l *plog) scan(from, to uint64, hasSince bool, since int64, buf *[]byte, fn func(*segment.Record) error) error {
 	for _, v := range l.views(from) {
 		if v.sg.base > to {
 			break
@@ -302,7 +306,12 @@ func (l *plog) scan(from, to uint64, hasSince bool, since int64, fn func(*segmen
 				pos = int64(ent.Pos)
 			}
 		}
-		it := s.Iter(pos)
+		var it segment.Iterator
+		if buf == nil {
+			it = s.Iter(pos)
+		} else {
+			it = s.ReadIter(pos, *buf)
+		}
 		for it.Next() {
 			r := it.Record()
 			if r.Seq < from {
@@ -318,6 +327,9 @@ func (l *plog) scan(from, to uint64, hasSince bool, since int64, fn func(*segmen
 		if err == nil {
 			err = it.Err()
 		}
+		if buf != nil {
+			*buf = it.Buffer()
+		}
 		l.e.release(v.sg)
 		if err == errStop {
 			return nil
@@ -332,7 +344,9 @@ func (l *plog) scan(from, to uint64, hasSince bool, since int64, fn func(*segmen
 // Scan calls fn for every event of (table, partition) with from <= offset
 // <= to, in offset order. The event's bytes alias the segment and are
 // valid only during fn; returning an error from fn stops the scan and is
-// returned. The flusher uses it to read sealed segments.
+// returned. The flusher uses it to read sealed segments: a long pass, so
+// the records are read with pread into a pooled buffer rather than
+// through the mapping (segment.ReadIter).
 func (e *Engine) Scan(tname string, partition uint32, from, to uint64, fn func(*Event) error) error {
 	l, err := e.log(tname, partition, false)
 	if err != nil {
@@ -344,7 +358,14 @@ func (e *Engine) Scan(tname string, partition uint32, from, to uint64, fn func(*
 	var ev Event
 	ev.Partition = partition
 	var ferr error
-	err = l.scan(from, to, false, 0, func(r *segment.Record) error {
+	buf := scanBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) > maxScanBuf {
+			*buf = nil // grown for a large record: do not keep it
+		}
+		scanBufs.Put(buf)
+	}()
+	err = l.scan(from, to, false, 0, buf, func(r *segment.Record) error {
 		ev.Offset, ev.TimestampMs, ev.Key, ev.Payload = r.Seq, r.TimestampMs, r.Key, r.Payload
 		if ferr = fn(&ev); ferr != nil {
 			return errStop
@@ -356,6 +377,11 @@ func (e *Engine) Scan(tname string, partition uint32, from, to uint64, fn func(*
 	}
 	return err
 }
+
+// scanBufs are Scan's read buffers; ReadIter grows one that is too small.
+var scanBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxScanBuf = 1 << 20
 
 // SegmentInfo describes one segment for the flusher and for inspection.
 type SegmentInfo struct {

@@ -306,6 +306,15 @@ func TestCorruptionSealed(t *testing.T) {
 					if it.Next() {
 						t.Fatal("iterator went on after an error")
 					}
+					rit := s.ReadIter(segment.HeaderSize, nil)
+					i = 0
+					for rit.Next() {
+						i++
+					}
+					if i != c.bad {
+						t.Fatalf("ReadIter served %d records, want %d", i, c.bad)
+					}
+					checkCorruptionErr(t, rit.Err(), path, pos[c.bad], c.err)
 					_, _, err := s.ReadRecord(pos[c.bad])
 					checkCorruptionErr(t, err, path, pos[c.bad], c.err)
 				}

@@ -3,7 +3,9 @@ package segment_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -358,5 +360,104 @@ func TestReadRecordOutOfRange(t *testing.T) {
 	// A position inside a record is reported as corruption, not a panic.
 	if _, _, err := s.ReadRecord(segment.HeaderSize + 3); err == nil {
 		t.Error("ReadRecord in the middle of a record succeeded")
+	}
+}
+
+// ReadIter serves exactly what Iter serves, at the same positions, from
+// any record boundary: records that straddle its read chunks, and records
+// larger than its buffer, included.
+func TestReadIterMatchesIter(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		path := filepath.Join(dir, "00000000000000000001.seg")
+		s := mustCreate(t, fsys, path, 1, 8<<20)
+		defer mustClose(t, s)
+		rng := rand.New(rand.NewPCG(1, 2))
+		var want []segment.Record
+		for seq := uint64(1); len(want) < 3000; seq++ {
+			n := rng.IntN(3000)
+			if seq%500 == 0 {
+				n = 100<<10 + rng.IntN(200<<10) // more than the read buffer
+			}
+			r := segment.Record{Seq: seq, TimestampMs: int64(seq), Payload: make([]byte, n)}
+			for i := range r.Payload {
+				r.Payload[i] = byte(rng.Uint32())
+			}
+			if seq%7 == 0 {
+				r.Key = []byte(fmt.Sprint("key-", seq))
+			}
+			want = append(want, r)
+			if seq%3 == 0 { // a batch through the write buffer, or single stores
+				mustAppend(t, s, want[len(want)-3:]...)
+			}
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		all := readAll(t, s)
+		checkRecords(t, all, want[:len(all)])
+		for _, from := range []int{0, 1, 499, 1700, len(all) - 1} {
+			it := s.ReadIter(all[from].pos, nil)
+			i := from
+			for it.Next() {
+				if it.Pos() != all[i].pos || !sameRecord(*it.Record(), all[i].rec) {
+					t.Fatalf("from %d: record %d differs (pos %d, want %d)", from, i, it.Pos(), all[i].pos)
+				}
+				i++
+			}
+			if err := it.Err(); err != nil || i != len(all) {
+				t.Fatalf("from %d: ReadIter ended at %d of %d: %v", from, i, len(all), err)
+			}
+			if len(it.Buffer()) < 100<<10 && from < 1700 {
+				t.Fatalf("buffer of %d bytes after records of over 100 KiB", len(it.Buffer()))
+			}
+		}
+	})
+}
+
+// BenchmarkIter reads a 64 MiB segment written by bulk appends of 82-byte
+// events once, through the mapping (Iter) and with pread (ReadIter).
+func BenchmarkIter(b *testing.B) {
+	for _, mode := range []string{"mapping", "pread"} {
+		b.Run(mode, func(b *testing.B) {
+			dir := b.TempDir()
+			payload := make([]byte, 82)
+			recs := make([]segment.Record, 100)
+			var buf []byte
+			n := 0
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s, err := segment.Create(vfs.Default, filepath.Join(dir, fmt.Sprintf("%020d.seg", i)), 1, 64<<20, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for seq := uint64(1); ; seq += uint64(len(recs)) {
+					for j := range recs {
+						recs[j] = segment.Record{Seq: seq + uint64(j), TimestampMs: 1, Payload: payload}
+					}
+					if _, err := s.Append(recs...); err != nil {
+						break
+					}
+					if err := s.Flush(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				it := s.Iter(segment.HeaderSize)
+				if mode == "pread" {
+					it = s.ReadIter(segment.HeaderSize, buf)
+				}
+				for it.Next() {
+					n++
+				}
+				buf = it.Buffer()
+				b.StopTimer()
+				if it.Err() != nil {
+					b.Fatal(it.Err())
+				}
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/record")
+		})
 	}
 }
