@@ -245,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 		ErrorHandler:   s.errorHandler,
 		Name:           "zombi",
 		Concurrency:    cfg.MaxConnections,
+		ReadBufferSize: readBufferBytes,
 		// ReadTimeout, WriteTimeout and IdleTimeout stay 0: the watchdog
 		// keeps them without a deadline update per request.
 		MaxRequestBodySize:           cfg.MaxBodyBytes,
@@ -411,13 +412,16 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
+// readBufferBytes is each connection's read buffer (fasthttp's
+// ReadBufferSize), which also bounds a request's headers. 16 KiB, not
+// fasthttp's 4 KiB: a bulk request of 100 small events (~11 KiB) then
+// arrives in one read(2) instead of three (two into the buffer, one into
+// fasthttp's 8 KiB body prefetch), -4 % server CPU per bulk request
+// here. It costs 12 KiB more per open keep-alive connection.
+const readBufferBytes = 16 << 10
+
 // readBufferSize bounds a request's headers (fasthttp's ReadBufferSize).
-func (s *Server) readBufferSize() int {
-	if n := s.srv.ReadBufferSize; n > 0 {
-		return n
-	}
-	return 4096 // fasthttp's default
-}
+func (s *Server) readBufferSize() int { return s.srv.ReadBufferSize }
 
 type fasthttpLogger struct{ l *slog.Logger }
 
