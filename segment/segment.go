@@ -22,9 +22,10 @@ import (
 //
 //   - Small appends (one event, a few KiB) are stored through the writable
 //     mapping: a memcpy and no system call, so an acknowledged event is in
-//     the page cache — safe from a process crash — at the cost of one page
-//     fault per fresh 4 KiB page (~20 µs in this VM, ~0.5 µs per 82-byte
-//     event).
+//     the page cache — safe from a process crash. A fresh 4 KiB page
+//     costs a page fault (~20 µs in this VM, ~0.5 µs per 82-byte event),
+//     so the pages ahead of the stores are prefaulted 32 at a time, off
+//     the lock (see prefaultAhead).
 //   - Larger appends (bulk requests) are encoded into a reused user-space
 //     buffer and written with one pwrite(2) per group of concurrent
 //     appends (Flush), which the kernel absorbs at ~0.5-2 GB/s here against
@@ -65,6 +66,7 @@ type Segment struct {
 
 	// Owned by the appender.
 	next     uint64 // sequence of the next record
+	faulted  int64  // the mapping is prefaulted up to here (direct stores)
 	writable bool   // opened read-write and not sealed
 	closed   bool
 }
@@ -358,6 +360,9 @@ func (s *Segment) Append(recs ...Record) (int64, error) {
 		s.size.Store(p)
 		s.wmu.Unlock()
 		s.next += uint64(len(recs))
+		if p+prefaultAhead/2 > s.faulted {
+			s.prefault(p)
+		}
 		return pos, nil
 	}
 	b := growBytes(s.buf, n)
@@ -371,6 +376,29 @@ func (s *Segment) Append(recs ...Record) (int64, error) {
 	s.next += uint64(len(recs))
 	return pos, nil
 }
+
+// prefaultAhead is how far ahead of the direct stores the mapping is
+// prefaulted. A store into a fresh page of the mapping costs a page fault
+// (page allocation, zeroing, and ext4's page_mkwrite); faulting 32 pages
+// with one madvise(MADV_POPULATE_WRITE) before they are needed cuts the
+// cost of single 82-byte appends from ~510 to ~345 ns here
+// (BenchmarkDirectAppend, medians of 3), for one madvise per ~1200 such
+// events.
+var prefaultAhead int64 = 128 << 10 // a variable for BenchmarkDirectAppend
+
+// prefault faults in the pages after the one holding p, up to
+// prefaultAhead beyond the last prefaulted byte. Their contents are not
+// touched: the stores that follow are the only writes.
+func (s *Segment) prefault(p int64) {
+	lo := max(s.faulted, (p+pageSize-1)&^(pageSize-1))
+	hi := min(lo+prefaultAhead, s.capacity&^(pageSize-1))
+	if hi > lo {
+		vfs.PrefaultWrite(s.mm[lo:hi])
+	}
+	s.faulted = max(hi, p)
+}
+
+const pageSize = 4096
 
 // Flush writes every record appended before the call to the file with one
 // pwrite and makes it visible to readers. A write error is sticky.
