@@ -43,6 +43,13 @@ func newParquetWriter(level zstd.Level) *parquetWriter {
 		parquet.MaxRowsPerRowGroup(rowsPerRowGroup),
 		parquet.PageBufferSize(1<<20),
 		parquet.WriteBufferSize(256<<10),
+		// Min/max of the payload (opaque event bytes) serve no query and
+		// cost a comparison of every payload: no page statistics and no
+		// column-index bounds for it (2.5 % of BenchmarkEncode's CPU
+		// profile, in byteArrayPage.Bounds). Iceberg's column bounds come
+		// from catalog.DataFile, not from these.
+		parquet.SkipPageStatistics("payload"),
+		parquet.SkipPageBounds("payload"),
 		parquet.CreatedBy("zombi", "dev", ""),
 	)
 	if err != nil {
