@@ -166,7 +166,6 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	if err := l.failure(); err != nil {
 		return 0, false, err
 	}
-	now := l.e.nowMs()
 	need := 0
 	for i := range recs {
 		r := &recs[i]
@@ -181,6 +180,10 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	if l.closed {
 		return 0, false, ErrClosed
 	}
+	// The clock is read under the lock, so that the timestamps the server
+	// assigns rise with the offsets: the flusher then finds a batch in
+	// (timestamp, offset) order and skips its sort.
+	now := l.e.nowMs()
 	if l.next+uint64(len(recs)) > l.lease {
 		l.lease = l.next + uint64(len(recs)) + l.e.opts.SequenceLease
 		if err := l.saveStateLocked(); err != nil {

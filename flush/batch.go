@@ -127,7 +127,9 @@ func floorDiv(a, b int64) int64 {
 }
 
 // sortRows orders rows by (timestamp_ms, sequence), which also groups
-// them by (event_date, event_hour). Rows are usually in order already.
+// them by (event_date, event_hour). Rows are usually in order already:
+// the engine assigns timestamps under its log lock, so only timestamps a
+// producer sent can be out of order.
 func sortRows(rows []row) {
 	cmp := func(a, b *row) int {
 		if a.TimestampMs != b.TimestampMs {
