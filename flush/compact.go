@@ -144,8 +144,8 @@ func (m *Maintainer) compactGroup(ctx context.Context, tbl *catalog.Table, fsys 
 
 	mg := &merger{fsys: fsys, pending: in}
 	defer mg.close()
-	enc := m.f.writers.Get().(*parquetWriter)
-	defer m.f.writers.Put(enc)
+	enc := m.f.writers.get()
+	defer m.f.writers.put(enc)
 	w := &compactWriter{m: m, ctx: ctx, pw: enc, base: tbl.Location(), date: in[0].EventDate, hour: in[0].EventHour,
 		tag: strconv.FormatUint(rand.Uint64(), 36)}
 	defer w.abort()

@@ -187,7 +187,7 @@ type Flusher struct {
 	mu     sync.Mutex // guards tables
 	tables map[string]*tableState
 
-	writers sync.Pool // of *parquetWriter: one per round in progress, kept warm
+	writers writerPool // one per round in progress, kept warm
 	// pending holds a token per data file being written or completing
 	// in the background (MaxPendingFiles).
 	pending chan struct{}
@@ -241,7 +241,7 @@ func New(opts Options) (*Flusher, error) {
 		return nil, err
 	}
 	f := &Flusher{opts: opts, e: opts.Engine, cat: opts.Catalog, tables: make(map[string]*tableState)}
-	f.writers.New = func() any { return newParquetWriter(opts.ZstdLevel) }
+	f.writers.level = opts.ZstdLevel
 	f.pending = make(chan struct{}, opts.MaxPendingFiles)
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.hotBytes.Store(f.e.Stats().HotBytes)
@@ -568,8 +568,8 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	var raw int64
 	var up uploads
 	defer up.wait() // no upload outlives the round, whatever its outcome
-	enc := f.writers.Get().(*parquetWriter)
-	defer f.writers.Put(enc)
+	enc := f.writers.get()
+	defer f.writers.put(enc)
 	writeStart := time.Now()
 	for _, pi := range f.e.Partitions(ts.name) {
 		if err := ctx.Err(); err != nil {
