@@ -355,8 +355,11 @@ func (r *Report) Summary() string {
 	if r.PeakRSSAnonKiB > 0 {
 		fmt.Fprintf(&b, "  server peak RssAnon %.1f MiB, VmRSS %.1f MiB\n", float64(r.PeakRSSAnonKiB)/1024, float64(r.PeakRSSKiB)/1024)
 	}
-	if r.ServerCPUPerReq > 0 || r.ClientCPUPerReq > 0 {
+	switch {
+	case r.ServerCPUPerReq > 0:
 		fmt.Fprintf(&b, "  CPU per request: server %.1f µs, load generator %.1f µs\n", r.ServerCPUPerReq, r.ClientCPUPerReq)
+	case r.ClientCPUPerReq > 0:
+		fmt.Fprintf(&b, "  CPU per request: load generator %.1f µs (the server's with --server-pid)\n", r.ClientCPUPerReq)
 	}
 	if s := r.Sustained; s != nil {
 		fmt.Fprintf(&b, "  sustained: first %.0fs window %.1f MB/s, last %.1f MB/s, worst %.1f MB/s (drop %.1f %%, worst %.1f %%)\n",
