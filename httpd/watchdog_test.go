@@ -56,14 +56,15 @@ func readFor(c net.Conn) (error, time.Duration) {
 
 // expectCut fails unless err is a deadline error that came about limit
 // after the call began: not before it (less a little, as the watched
-// time may start just before the call), and within a tick and slack after.
+// time may start just before the call), and within a second after it (a
+// tick, plus slack for a loaded CI machine).
 func expectCut(t *testing.T, what string, err error, took, limit time.Duration) {
 	t.Helper()
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("%s ended with %v, want a deadline error", what, err)
 	}
-	if took < limit-20*time.Millisecond || took > limit+300*time.Millisecond {
+	if took < limit-20*time.Millisecond || took > limit+time.Second {
 		t.Fatalf("%s was cut after %v; the limit is %v", what, took, limit)
 	}
 }
