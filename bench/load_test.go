@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,38 @@ func TestUnreachable(t *testing.T) {
 	ln.Close()
 	if _, err := Run(t.Context(), Config{Target: addr, Duration: time.Second, Timeout: time.Second}); err == nil {
 		t.Fatal("no error for a closed port")
+	}
+}
+
+// The do-nothing ceilings answer every write, bodies larger than their
+// read buffers included (noop-streamed reads them from the stream, as
+// zombi does), and the report charges the server's CPU time per request
+// (here the server is this process).
+func TestNoopCeilings(t *testing.T) {
+	for _, kind := range []string{CeilingNoop, CeilingNoopStreamed} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { _ = ServeCeiling(ctx, ln, kind); close(done) }()
+		for _, c := range []struct{ size, n int }{{82, 3000}, {40 << 10, 200}} {
+			rep, err := Run(t.Context(), Config{Target: ln.Addr().String(), Scenario: ScenarioSingle, Conns: 2, Size: c.size,
+				Requests: int64(c.n), Duration: 20 * time.Second, ServerPID: os.Getpid()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Requests != int64(c.n) || rep.Errors > 0 {
+				t.Fatalf("%s, %d B: %s", kind, c.size, rep.Summary())
+			}
+			// /proc counts CPU time in 10 ms ticks: 3000 requests take
+			// several, on both sides.
+			if c.n >= 3000 && (rep.ServerCPUPerReq <= 0 || rep.ClientCPUPerReq <= 0) {
+				t.Fatalf("%s: CPU per request not measured: server %v µs, generator %v µs", kind, rep.ServerCPUPerReq, rep.ClientCPUPerReq)
+			}
+		}
+		cancel()
+		<-done
 	}
 }

@@ -77,7 +77,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	runs := fs.Int("runs", 3, "--ceiling/--suite: runs per target (medians)")
 	out := fs.String("out", "", "--suite/--ceiling: also write the Markdown table here")
 	dataDir := fs.String("data-dir", "", "--suite/--ceiling: parent of the child servers' data dirs (default $TMPDIR)")
-	ceilingServer := fs.String("ceiling-server", "", "serve a ceiling handler (noop or parse) instead of sending load")
+	ceilingServer := fs.String("ceiling-server", "", "serve a ceiling handler (noop, noop-streamed or parse) instead of sending load")
 	listen := fs.String("listen", "127.0.0.1:0", "--ceiling-server: listen address")
 	profileDir := fs.String("profile-dir", "", "--suite/--ceiling: profile every zombi child into a sub-directory of this one")
 	profile := fs.String("profile-serve", "", "run `zombi serve <args after -->` with CPU and alloc profiles written to this directory on exit")
