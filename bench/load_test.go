@@ -70,15 +70,9 @@ func TestConsistencyAgainstServer(t *testing.T) {
 // TestConsistencyDetectsLoss runs the check against a server that acks
 // writes it never stores: every acked offset must be reported missing.
 func TestConsistencyDetectsLoss(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { _ = ServeCeiling(ctx, ln, CeilingNoop); close(done) }()
-	defer func() { cancel(); <-done }()
-	rep, err := Run(t.Context(), Config{Target: ln.Addr().String(), Scenario: ScenarioConsistency, Conns: 2, Requests: 10, Duration: 5 * time.Second})
+	addr, stop := startCeiling(t, CeilingNoop)
+	defer stop()
+	rep, err := Run(t.Context(), Config{Target: addr, Scenario: ScenarioConsistency, Conns: 2, Requests: 10, Duration: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,15 +143,9 @@ func TestUnreachable(t *testing.T) {
 // (here the server is this process).
 func TestNoopCeilings(t *testing.T) {
 	for _, kind := range []string{CeilingNoop, CeilingNoopStreamed} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = ServeCeiling(ctx, ln, kind); close(done) }()
+		addr, stop := startCeiling(t, kind)
 		for _, c := range []struct{ size, n int }{{82, 3000}, {40 << 10, 200}} {
-			rep, err := Run(t.Context(), Config{Target: ln.Addr().String(), Scenario: ScenarioSingle, Conns: 2, Size: c.size,
+			rep, err := Run(t.Context(), Config{Target: addr, Scenario: ScenarioSingle, Conns: 2, Size: c.size,
 				Requests: int64(c.n), Duration: 20 * time.Second, ServerPID: os.Getpid()})
 			if err != nil {
 				t.Fatal(err)
@@ -171,7 +159,20 @@ func TestNoopCeilings(t *testing.T) {
 				t.Fatalf("%s: CPU per request not measured: server %v µs, generator %v µs", kind, rep.ServerCPUPerReq, rep.ClientCPUPerReq)
 			}
 		}
-		cancel()
-		<-done
+		stop()
 	}
+}
+
+// startCeiling serves a ceiling handler in this process on 127.0.0.1; stop
+// shuts it down and waits for it.
+func startCeiling(t *testing.T, kind string) (addr string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = ServeCeiling(ctx, ln, kind); close(done) }()
+	return ln.Addr().String(), func() { cancel(); <-done }
 }

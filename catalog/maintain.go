@@ -128,20 +128,10 @@ func (t *Table) Replace(ctx context.Context, old []string, files []DataFile) (Co
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var res CommitResult
 	// Always reload: the set of live files must be the catalog's.
-	exhausted, err := t.attemptLocked(ctx, "replace", true, func(attempt int) (bool, error) {
-		r, retry, err := t.replaceOnceLocked(ctx, old, files)
-		if err == nil || !retry {
-			r.Attempts = attempt
-			res = r
-		}
-		return retry, err
+	return t.commitLocked(ctx, "replace", "replace in "+t.name, true, func() (CommitResult, bool, error) {
+		return t.replaceOnceLocked(ctx, old, files)
 	})
-	if exhausted {
-		return CommitResult{}, fmt.Errorf("catalog: replace in %s: %d attempts failed: %w", t.name, t.c.opts.CommitAttempts, err)
-	}
-	return res, err
 }
 
 // Lock should be held.

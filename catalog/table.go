@@ -199,9 +199,20 @@ func (t *Table) Commit(ctx context.Context, ranges []Range, files []DataFile) (C
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.commitLocked(ctx, "commit", "commit to "+t.name, false, func() (CommitResult, bool, error) {
+		return t.commitOnceLocked(ctx, ranges, files)
+	})
+}
+
+// commitLocked runs once (one attempt of a commit or a replace) under
+// attemptLocked and records in its result the attempts it took; desc
+// names the operation in the error when every attempt failed.
+//
+// Lock should be held.
+func (t *Table) commitLocked(ctx context.Context, op, desc string, reloadFirst bool, once func() (CommitResult, bool, error)) (CommitResult, error) {
 	var res CommitResult
-	exhausted, err := t.attemptLocked(ctx, "commit", false, func(attempt int) (bool, error) {
-		r, retry, err := t.commitOnceLocked(ctx, ranges, files)
+	exhausted, err := t.attemptLocked(ctx, op, reloadFirst, func(attempt int) (bool, error) {
+		r, retry, err := once()
 		if err == nil || !retry {
 			r.Attempts = attempt
 			res = r
@@ -209,7 +220,7 @@ func (t *Table) Commit(ctx context.Context, ranges []Range, files []DataFile) (C
 		return retry, err
 	})
 	if exhausted {
-		return CommitResult{}, fmt.Errorf("catalog: commit to %s: %d attempts failed: %w", t.name, t.c.opts.CommitAttempts, err)
+		return CommitResult{}, fmt.Errorf("catalog: %s: %d attempts failed: %w", desc, t.c.opts.CommitAttempts, err)
 	}
 	return res, err
 }
