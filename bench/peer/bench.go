@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -249,4 +250,59 @@ func SyncLatency(parent string, zeroFill bool, n int) (p50, p99 time.Duration, e
 	}
 	sort.Float64s(lat)
 	return time.Duration(Median(lat)), time.Duration(lat[len(lat)*99/100]), nil
+}
+
+// PageCacheCost measures what a bulk append pays the kernel to put bytes
+// into the page cache: the CPU time (user+system, this thread only) of one
+// 16 KiB pwrite(2), the size of a group-committed bulk write, into a new
+// 256 MiB fallocated file — every page freshly allocated, as for a new
+// segment — and of the same writes again, into the now cached pages. The
+// second is the floor any file-backed log pays; the difference is the
+// price of fresh memory, which on a VM whose host reclaims the guest's
+// free pages (virtio-balloon free page reporting) includes the host's
+// fault to back each page again.
+func PageCacheCost(parent string) (fresh, cached time.Duration, err error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dir, err := runDir(parent, "pagecache")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer removeAll(dir)
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	const size, chunk = 256 << 20, 16 << 10
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		return 0, 0, err
+	}
+	buf := make([]byte, chunk)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	pass := func() (time.Duration, error) {
+		c0 := threadCPU()
+		for off := 0; off < size; off += chunk {
+			if _, err := f.WriteAt(buf, int64(off)); err != nil {
+				return 0, err
+			}
+		}
+		return (threadCPU() - c0) / (size / chunk), nil
+	}
+	if fresh, err = pass(); err != nil {
+		return 0, 0, err
+	}
+	if cached, err = pass(); err != nil {
+		return 0, 0, err
+	}
+	return fresh, cached, nil
+}
+
+// threadCPU returns the calling thread's CPU time.
+func threadCPU() time.Duration {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
