@@ -51,8 +51,11 @@ func newParquetWriter(level zstd.Level) *parquetWriter {
 		// column-index bounds for it (2.5 % of BenchmarkEncode's CPU
 		// profile, in byteArrayPage.Bounds). Iceberg's column bounds come
 		// from catalog.DataFile, not from these.
-		parquet.SkipPageStatistics("payload"),
 		parquet.SkipPageBounds("payload"),
+		// Min/max in every data page header repeat what the column index
+		// (the page bounds) already holds, and parquet-go computes them in
+		// a second pass over each page's values.
+		parquet.DataPageStatistics(false),
 		parquet.CreatedBy("zombi", "dev", ""),
 	)
 	if err != nil {
