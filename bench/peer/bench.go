@@ -306,3 +306,77 @@ func threadCPU() time.Duration {
 	_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// SyncCPUCost measures how much CPU a stream of fdatasync(2) calls takes
+// from other work: spinners on every CPU count iterations for d, alone and
+// then beside a goroutine doing back-to-back 4 KiB write + fdatasync into
+// a fallocated file. It returns the fraction of the spinners' work lost
+// and the number of syncs done. On bare metal a sync mostly waits for the
+// device; on some VMs the wait is paid in guest CPU.
+func SyncCPUCost(parent string, d time.Duration) (lost float64, syncs int, err error) {
+	dir, err := runDir(parent, "synccpu")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer removeAll(dir)
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	const size = 64 << 20
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		return 0, 0, err
+	}
+	// One P more than the spinners, so the syncing goroutine is not
+	// queued behind them after each sync; the kernel shares the CPUs.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.NumCPU() + 1))
+	spin := func() int64 {
+		var n int64
+		res := make(chan int64)
+		for range runtime.NumCPU() {
+			go func() {
+				var k int64
+				for end := time.Now().Add(d); time.Now().Before(end); {
+					for range 1000 {
+						k++
+					}
+				}
+				res <- k
+			}()
+		}
+		for range runtime.NumCPU() {
+			n += <-res
+		}
+		return n
+	}
+	alone := spin()
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for off := int64(0); ; off = (off + 4096) % size {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := f.WriteAt(buf, off); err != nil {
+				done <- err
+				return
+			}
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+				done <- err
+				return
+			}
+			syncs++
+		}
+	}()
+	beside := spin()
+	close(stop)
+	if err := <-done; err != nil {
+		return 0, 0, err
+	}
+	return 1 - float64(beside)/float64(alone), syncs, nil
+}
