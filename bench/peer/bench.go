@@ -208,16 +208,11 @@ func dirBytes(dir string) int64 {
 // also commit the extent conversion to the journal) or, with zeroFill,
 // written with zeros and synced first (as a recycled segment would be).
 func SyncLatency(parent string, zeroFill bool, n int) (p50, p99 time.Duration, err error) {
-	dir, err := runDir(parent, "synclat")
+	f, done, err := scratchFile(parent, "synclat")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer removeAll(dir)
-	f, err := os.Create(filepath.Join(dir, "f"))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
+	defer done()
 	const size = 64 << 20
 	fd := int(f.Fd())
 	if zeroFill {
@@ -264,16 +259,11 @@ func SyncLatency(parent string, zeroFill bool, n int) (p50, p99 time.Duration, e
 func PageCacheCost(parent string) (fresh, cached time.Duration, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	dir, err := runDir(parent, "pagecache")
+	f, done, err := scratchFile(parent, "pagecache")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer removeAll(dir)
-	f, err := os.Create(filepath.Join(dir, "f"))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
+	defer done()
 	const size, chunk = 256 << 20, 16 << 10
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
 		return 0, 0, err
@@ -314,16 +304,11 @@ func threadCPU() time.Duration {
 // and the number of syncs done. On bare metal a sync mostly waits for the
 // device; on some VMs the wait is paid in guest CPU.
 func SyncCPUCost(parent string, d time.Duration) (lost float64, syncs int, err error) {
-	dir, err := runDir(parent, "synccpu")
+	f, cleanup, err := scratchFile(parent, "synccpu")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer removeAll(dir)
-	f, err := os.Create(filepath.Join(dir, "f"))
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
+	defer cleanup()
 	const size = 64 << 20
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
 		return 0, 0, err
@@ -379,4 +364,18 @@ func SyncCPUCost(parent string, d time.Duration) (lost float64, syncs int, err e
 		return 0, 0, err
 	}
 	return 1 - float64(beside)/float64(alone), syncs, nil
+}
+
+// scratchFile creates an empty file in a fresh directory under parent;
+// done closes it and removes the directory.
+func scratchFile(parent, name string) (f *os.File, done func(), err error) {
+	dir, err := runDir(parent, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f, err = os.Create(filepath.Join(dir, "f")); err != nil {
+		removeAll(dir)
+		return nil, nil, err
+	}
+	return f, func() { f.Close(); removeAll(dir) }, nil
 }
