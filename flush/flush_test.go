@@ -20,6 +20,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 	"github.com/zombihq/zombi/catalog"
 	"github.com/zombihq/zombi/engine"
 )
@@ -678,4 +680,56 @@ func TestSnapshotExpiryKeepsData(t *testing.T) {
 	scanTable(t, tbl, want)
 	checkWatermarks(t, v, "events")
 	checkDataFiles(t, tbl, openLocal(t))
+}
+
+// The data files carry no min/max in their data page headers (the column
+// index has them) and no page bounds for the payload; every other column
+// keeps its column-index bounds and column-chunk statistics.
+func TestPageStatistics(t *testing.T) {
+	rows := make([]row, 1000)
+	for i := range rows {
+		rows[i] = row{Sequence: int64(i + 1), Topic: "t", Payload: []byte(fmt.Sprint(`{"i":`, i, `}`)), TimestampMs: 1_700_000_000_000 + int64(i), EventDate: 19675, EventHour: 22}
+	}
+	var buf bytes.Buffer
+	if err := newParquetWriter(1).encode(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := f.Metadata().RowGroups[0].Columns
+	indexes := f.ColumnIndexes()
+	if len(indexes) != len(cols) {
+		t.Fatalf("%d column indexes for %d columns", len(indexes), len(cols))
+	}
+	for i, cc := range cols {
+		name := cc.MetaData.PathInSchema[0]
+		var h format.PageHeader
+		dec := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(bytes.NewReader(b[cc.MetaData.DataPageOffset:])))
+		if err := dec.Decode(&h); err != nil {
+			t.Fatalf("%s: page header: %v", name, err)
+		}
+		var st format.Statistics
+		if v1, ok := h.DataPageHeader.Get(); ok {
+			st = v1.Statistics
+		} else if v2, ok := h.DataPageHeaderV2.Get(); ok {
+			st = v2.Statistics
+		} else {
+			t.Fatalf("%s: page at the data page offset is a %v page", name, h.Type)
+		}
+		if st.MinValue != nil || st.MaxValue != nil || st.Min != nil || st.Max != nil {
+			t.Errorf("%s: data page header has min/max %q..%q", name, st.MinValue, st.MaxValue)
+		}
+		hasBounds := len(indexes[i].MinValues) > 0 && len(indexes[i].MinValues[0]) > 0
+		switch {
+		case name == "payload" && hasBounds:
+			t.Errorf("payload: column index has bounds")
+		case name != "payload" && name != "idempotency_key" && !hasBounds:
+			t.Errorf("%s: column index has no bounds", name)
+		case name != "payload" && name != "idempotency_key" && cc.MetaData.Statistics.MinValue == nil:
+			t.Errorf("%s: column chunk has no statistics", name)
+		}
+	}
 }
