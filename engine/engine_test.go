@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zombihq/zombi/segment"
 	"github.com/zombihq/zombi/vfs"
 )
 
@@ -826,5 +827,80 @@ func TestAssignedTimestampsRiseWithOffsets(t *testing.T) {
 		if evs[i].TimestampMs < evs[i-1].TimestampMs {
 			t.Fatalf("offset %d has timestamp %d, before offset %d's %d", evs[i].Offset, evs[i].TimestampMs, evs[i-1].Offset, evs[i-1].TimestampMs)
 		}
+	}
+}
+
+// On a full disk the next segment's file cannot be reserved. A partition
+// that keeps appending to its active segment retried (and logged) that
+// reservation on every append; it now waits 1 s after a failure, doubling
+// up to 30 s, and starts over after a success.
+func TestSpareReservationBacksOff(t *testing.T) {
+	var full atomic.Bool
+	var attempts atomic.Int64
+	efs := &vfs.ErrorFS{FS: vfs.NewMem(), Inject: func(op vfs.Op, path string) error {
+		if op == vfs.OpAllocate && strings.HasSuffix(path, segment.PreallocSuffix) {
+			attempts.Add(1)
+			if full.Load() {
+				return vfs.ErrNoSpace
+			}
+		}
+		return nil
+	}}
+	var now atomic.Int64
+	now.Store(time.Date(2026, 11, 28, 4, 0, 0, 0, time.UTC).UnixMilli())
+	o := memOpts(efs).WithFsync(FsyncNever)
+	o.Now = func() time.Time { return time.UnixMilli(now.Load()) }
+	e := mustOpen(t, o)
+	defer e.Close()
+	l, err := e.log("t", 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settled := func() { // the reservation goroutine, if any, has finished
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			l.mu.Lock()
+			busy := l.preparing
+			l.mu.Unlock()
+			if !busy {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("reservation still running after 5 s")
+			}
+		}
+	}
+	appendN := func(n int) {
+		t.Helper()
+		for range n {
+			if _, _, err := e.Append("t", Record{Payload: make([]byte, 4000)}); err != nil {
+				t.Fatal(err)
+			}
+			settled()
+		}
+	}
+	full.Store(true)
+	appendN(200) // 800 KB, past half of the 1 MiB segment: the reservation is due
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("%d reservation attempts within the first second after a failure; want 1", n)
+	}
+	now.Add(1100)
+	appendN(1)
+	if n := attempts.Load(); n != 2 {
+		t.Fatalf("%d attempts 1.1 s later; want 2", n)
+	}
+	now.Add(1100) // the second failure doubled the wait to 2 s
+	appendN(1)
+	if n := attempts.Load(); n != 2 {
+		t.Fatalf("%d attempts 1.1 s after the second failure; want still 2", n)
+	}
+	full.Store(false)
+	now.Add(1000)
+	appendN(1)
+	l.mu.Lock()
+	spare, backoff := l.spare, l.spareBackoff
+	l.mu.Unlock()
+	if n := attempts.Load(); n != 3 || spare == nil || backoff != 0 {
+		t.Fatalf("after space was freed: %d attempts, spare %v, backoff %v; want 3, a spare, 0", n, spare != nil, backoff)
 	}
 }

@@ -60,6 +60,8 @@ type plog struct {
 
 	spare         *segment.Preallocated // the next segment's file, reserved ahead
 	preparing     bool                  // a goroutine is reserving spare
+	spareRetryMs  int64                 // after a failed reservation: no new attempt before this time
+	spareBackoff  time.Duration         // wait after the last failed reservation; 0 after a success
 	sealsInFlight int                   // background seals running
 
 	// stateMu serialises writes of the state file. Lock order: mu, then
@@ -248,7 +250,7 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 	act.last = last
 	act.bytes = s.End()
 	act.mtimeMs = now
-	if l.spare == nil && !l.preparing && act.bytes > s.Capacity()/2 {
+	if l.spare == nil && !l.preparing && now >= l.spareRetryMs && act.bytes > s.Capacity()/2 {
 		l.prepareSpareLocked()
 	}
 	l.high.Store(last)
@@ -315,9 +317,18 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 	return sg, nil
 }
 
+// Retry delays after a failed reservation of the next segment's file
+// (a full disk, most likely): doubling from the first to the last, so a
+// partition that keeps appending to its active segment does not try (and
+// log) a 64 MiB fallocate per append.
+const (
+	spareRetryFirst = time.Second
+	spareRetryMax   = 30 * time.Second
+)
+
 // prepareSpareLocked reserves the next segment's file in the background,
 // so that the roll on the append path does not wait for fallocate and
-// fsyncs.
+// fsyncs. After a failure the next attempt waits (see spareRetryFirst).
 func (l *plog) prepareSpareLocked() {
 	l.preparing = true
 	l.e.wg.Add(1)
@@ -328,9 +339,13 @@ func (l *plog) prepareSpareLocked() {
 		defer l.mu.Unlock()
 		l.preparing = false
 		if err != nil {
-			l.e.opts.Logger.Warn("preallocate next segment", "table", l.table.name, "partition", l.part, "err", err)
+			l.spareBackoff = min(max(2*l.spareBackoff, spareRetryFirst), spareRetryMax)
+			l.spareRetryMs = l.e.nowMs() + l.spareBackoff.Milliseconds()
+			l.e.opts.Logger.Warn("preallocate next segment", "table", l.table.name, "partition", l.part,
+				"err", err, "retry_in", l.spareBackoff)
 			return
 		}
+		l.spareBackoff = 0
 		if l.closed {
 			p.Discard()
 			return
