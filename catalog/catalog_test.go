@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +247,38 @@ func TestOldSnapshotsExpire(t *testing.T) {
 	tasks, err := tbl.Iceberg().Scan().PlanFiles(ctx)
 	if err != nil || len(tasks) != commits {
 		t.Fatalf("%d data files after expiry, %v", len(tasks), err)
+	}
+}
+
+// The table iceberg-go's Commit returns keeps the metadata it was built
+// from reachable, and that one its own. Kept as the current table, every
+// version stayed live: 8.7 MB of heap after 50 commits, 63 MB after 200,
+// 223 MB after 400. Each committed table is now reloaded from the catalog.
+func TestCommitsDoNotPinOldMetadata(t *testing.T) {
+	ctx := context.Background()
+	c := openTest(t, t.TempDir())
+	tbl, err := c.Table(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := func() float64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapAlloc) / 1e6
+	}
+	var at50 float64
+	for i := 1; i <= 200; i++ {
+		from := uint64(10*i - 9)
+		if _, err := tbl.Commit(ctx, []Range{{Partition: 0, From: from, To: from + 9, High: from + 9}},
+			[]DataFile{fakeFile(tbl, 0, from, from+9)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 50 {
+			at50 = heap()
+		}
+	}
+	if at200 := heap(); at200-at50 > 16 {
+		t.Fatalf("live heap grew from %.1f MB after 50 commits to %.1f MB after 200", at50, at200)
 	}
 }

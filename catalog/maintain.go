@@ -191,11 +191,11 @@ func (t *Table) replaceOnceLocked(ctx context.Context, old []string, files []Dat
 	if err != nil {
 		return res, true, err
 	}
-	t.tbl = tbl
 	res.MetadataLocation = tbl.MetadataLocation()
 	if s := tbl.CurrentSnapshot(); s != nil {
 		res.SnapshotID = s.SnapshotID
 	}
+	t.adoptLocked(ctx, tbl)
 	return res, false, nil
 }
 
@@ -266,8 +266,8 @@ func (t *Table) expireOnceLocked(ctx context.Context, maxAge time.Duration, minK
 	if tbl != nil && tbl != t.tbl && tbl.Metadata() != nil {
 		// Committed (a failed post-commit file deletion leaves orphans
 		// to the orphan cleanup; it is not an expiry failure).
-		t.tbl = tbl
 		res.Remaining = len(tbl.Metadata().Snapshots())
+		t.adoptLocked(ctx, tbl)
 		res.Expired = before - res.Remaining
 		if err != nil {
 			o.Logger.Warn("expire snapshots: deleting unreferenced files failed; orphan cleanup will", "table", t.name, "err", err)

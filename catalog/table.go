@@ -313,13 +313,29 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 		// settled by reloading and checking the watermark again.
 		return res, true, err
 	}
-	t.tbl = tbl
 	res.MetadataLocation = tbl.MetadataLocation()
 	if s := tbl.CurrentSnapshot(); s != nil {
 		res.SnapshotID = s.SnapshotID
 	}
+	t.adoptLocked(ctx, tbl)
 	t.expireLocked(ctx)
 	return res, false, nil
+}
+
+// adoptLocked makes a table that a commit returned the current one, as
+// loaded back from the catalog. The table iceberg-go's Commit returns
+// keeps the metadata it was built from reachable, and that one its own:
+// keeping it kept every version since the process started, so the live
+// heap grew with the square of the commits (223 MB after 400 commits of
+// one file each; TestCommitsDoNotPinOldMetadata). The reload parses the
+// metadata file just written into a table that holds nothing older. The
+// commit has succeeded: if the reload fails, the returned table is kept
+// and the next commit or refresh tries again.
+func (t *Table) adoptLocked(ctx context.Context, committed *table.Table) {
+	t.tbl = committed
+	if err := t.refreshLocked(ctx); err != nil {
+		t.c.opts.Logger.Warn("reload table after commit", "table", t.name, "err", err)
+	}
 }
 
 // expireLocked runs the snapshot expiry of ExpireSnapshots (with the
