@@ -168,9 +168,7 @@ func run(c config) error {
 
 	var pcs []pageCost
 	for i := 0; i < 3; i++ {
-		// Memory freed moments ago is still backed by the host; a server's
-		// new segments mostly get memory that has been free for longer.
-		time.Sleep(4 * time.Second)
+		time.Sleep(pageCachePause)
 		fresh, cached, err := peer.PageCacheCost(c.dir)
 		if err != nil {
 			return fmt.Errorf("page cache cost: %w", err)
@@ -181,12 +179,12 @@ func run(c config) error {
 
 	var scs []syncCPU
 	for i := 0; i < 3; i++ {
-		lost, n, err := peer.SyncCPUCost(c.dir, 2*time.Second)
+		lost, n, err := peer.SyncCPUCost(c.dir, syncCPUFor)
 		if err != nil {
 			return fmt.Errorf("sync CPU cost: %w", err)
 		}
 		scs = append(scs, syncCPU{lost, n})
-		fmt.Fprintf(os.Stderr, "[synccpu] back-to-back fdatasync: %.1f %% of the spinners' work lost, %d syncs in 2s\n", 100*lost, n)
+		fmt.Fprintf(os.Stderr, "[synccpu] back-to-back fdatasync: %.1f %% of the spinners' work lost, %d syncs in %v\n", 100*lost, n, syncCPUFor)
 	}
 
 	var buf bytes.Buffer
@@ -339,12 +337,12 @@ func report(w io.Writer, c config, rows []*row, waRows []waRow, lats []syncLat, 
 		perSync := make([]float64, len(scs))
 		for i, x := range scs {
 			lost[i] = x.lost
-			perSync[i] = x.lost * float64(runtime.NumCPU()) * 2e6 / float64(max(x.syncs, 1)) // µs of CPU per sync over 2 s
+			perSync[i] = x.lost * float64(runtime.NumCPU()) * us(syncCPUFor) / float64(max(x.syncs, 1)) // µs of CPU per sync
 		}
-		fmt.Fprintf(w, "\nWhat a sync costs the other threads: spinners on all %d CPUs for 2 s, alone and beside back-to-back 4 KiB write + "+
+		fmt.Fprintf(w, "\nWhat a sync costs the other threads: spinners on all %d CPUs for %v, alone and beside back-to-back 4 KiB write + "+
 			"fdatasync (medians of %d): **%.0f %%** of their work lost, ~%.0f µs of CPU per sync. On bare metal a sync mostly waits "+
 			"for the device; here the wait is paid in guest CPU, which `fsync=always` and the interval syncer take from the HTTP path.\n",
-			runtime.NumCPU(), len(scs), 100*peer.Median(lost), peer.Median(perSync))
+			runtime.NumCPU(), syncCPUFor, len(scs), 100*peer.Median(lost), peer.Median(perSync))
 	}
 
 	if len(pcs) > 0 {
@@ -356,14 +354,14 @@ func report(w io.Writer, c config, rows []*row, waRows []waRow, lats []syncLat, 
 		f, k := time.Duration(peer.Median(fresh)), time.Duration(peer.Median(cached))
 		fmt.Fprintf(w, "\n## The price of fresh page-cache pages\n\n"+
 			"A bulk append is one pwrite(2) of ~16 KiB per group commit. CPU time of that pwrite (this thread, user+system), "+
-			"medians of %d passes, each 4 s after the last, over a new 256 MiB fallocated file (every page freshly allocated, as in a new segment) "+
+			"medians of %d passes, each %v after the last, over a new 256 MiB fallocated file (every page freshly allocated, as in a new segment) "+
 			"and of a second pass over the same, now cached, pages:\n\n"+
 			"| pages | CPU per 16 KiB pwrite | per 4 KiB page |\n|---|--:|--:|\n"+
 			"| fresh (first write of the file) | %.1f µs | %.2f µs |\n| cached (overwrite) | %.1f µs | %.2f µs |\n\n"+
 			"Fresh ÷ cached: %.1f×. The difference is page allocation and zeroing and, on a VM whose host takes back the "+
 			"guest's free memory (virtio-balloon free page reporting, as on this machine), the host's fault to back each page "+
 			"again — so it varies with how long the memory was free. A handler that only parses (the HTTP ceilings) never pays it.\n",
-			len(pcs), us(f), us(f)/4, us(k), us(k)/4, ratio(int64(f), int64(k)))
+			len(pcs), pageCachePause, us(f), us(f)/4, us(k), us(k)/4, ratio(int64(f), int64(k)))
 	}
 
 	var waEngine, waEngineRec float64
@@ -429,6 +427,15 @@ func report(w io.Writer, c config, rows []*row, waRows []waRow, lats []syncLat, 
 	}
 	fmt.Fprintf(w, "\nTook %v.\n", took.Round(time.Second))
 }
+
+// The machine measurements: how long the spinners of SyncCPUCost run, and
+// the pause before each PageCacheCost pass (memory freed moments ago is
+// still backed by the host; a server's new segments mostly get memory
+// that has been free for longer).
+const (
+	syncCPUFor     = 2 * time.Second
+	pageCachePause = 4 * time.Second
+)
 
 type pageCost struct{ fresh, cached time.Duration }
 
