@@ -61,10 +61,13 @@ var (
 	ErrClosed = errors.New("catalog: closed")
 )
 
-// Summary property prefixes of the watermarks.
+// Summary property prefixes of the watermarks, and of the offsets a
+// commit skipped (Range.SkippedTo): zombi.skipped.<p> = "<from>-<to>",
+// in the summary of that commit's snapshot only.
 const (
 	WatermarkPrefix     = "zombi.watermark."
 	HighWatermarkPrefix = "zombi.high_watermark."
+	SkippedPrefix       = "zombi.skipped."
 )
 
 // Options configures Open. A zero value means "use the default".

@@ -33,6 +33,11 @@ type Range struct {
 	From, To  uint64
 	// High is the engine's high watermark, recorded beside To.
 	High uint64
+	// SkippedTo, when not 0, says that the offsets From..SkippedTo are
+	// committed without data: they were lost from the hot tier and an
+	// operator chose to go on without them. The snapshot's summary says
+	// so (SkippedPrefix); the data files hold SkippedTo+1..To.
+	SkippedTo uint64
 }
 
 // DataFile is a Parquet data file written by flush/, with the statistics
@@ -271,8 +276,8 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 	}
 	done := 0
 	for _, r := range ranges {
-		if r.From == 0 || r.To < r.From {
-			return res, false, fmt.Errorf("catalog: bad range %d..%d of partition %d", r.From, r.To, r.Partition)
+		if r.From == 0 || r.To < r.From || r.SkippedTo != 0 && (r.SkippedTo < r.From || r.SkippedTo >= r.To) {
+			return res, false, fmt.Errorf("catalog: bad range %d..%d (skipped to %d) of partition %d", r.From, r.To, r.SkippedTo, r.Partition)
 		}
 		switch m := w[r.Partition]; {
 		case m.Flushed >= r.To:
@@ -300,8 +305,15 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 	if err != nil {
 		return res, false, err
 	}
+	props := summaryProps(w)
+	for _, r := range ranges {
+		if r.SkippedTo != 0 {
+			props[SkippedPrefix+strconv.FormatUint(uint64(r.Partition), 10)] =
+				strconv.FormatUint(r.From, 10) + "-" + strconv.FormatUint(r.SkippedTo, 10)
+		}
+	}
 	tx := t.tbl.NewTransaction()
-	if err := tx.AddDataFiles(ctx, dfs, summaryProps(w), table.WithoutDuplicateCheck()); err != nil {
+	if err := tx.AddDataFiles(ctx, dfs, props, table.WithoutDuplicateCheck()); err != nil {
 		// Nothing was sent to the catalog; a failure to write manifests
 		// (object store down) is worth retrying.
 		return res, true, fmt.Errorf("catalog: stage commit: %w", err)

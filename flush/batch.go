@@ -71,8 +71,10 @@ func (b *batch) copy(p []byte) []byte {
 var errBatchFull = errors.New("batch full")
 
 // collect scans (table, p) from `from` to `to` into b until b holds limit
-// raw bytes, and returns the last offset taken. It checks that the offsets
-// are contiguous from `from`, so nothing is ever skipped.
+// raw bytes, and returns the last offset taken. It takes only offsets
+// contiguous from `from`, so nothing is ever skipped: the batch ends
+// before a missing offset, and a batch that would start with one is
+// ErrGap.
 func collect(e *engine.Engine, table string, p uint32, from, to uint64, limit int64, b *batch) (uint64, error) {
 	next := from
 	err := e.Scan(table, p, from, to, func(ev *engine.Event) error {
@@ -80,6 +82,11 @@ func collect(e *engine.Engine, table string, p uint32, from, to uint64, limit in
 			return errBatchFull
 		}
 		if ev.Offset != next {
+			if next > from {
+				// Contiguous up to here: the batch ends before the
+				// gap, and the next one starts (and fails) at it.
+				return errBatchFull
+			}
 			return fmt.Errorf("%w: table %s partition %d: expected offset %d, found %d", ErrGap, table, p, next, ev.Offset)
 		}
 		next++
@@ -112,9 +119,8 @@ func collect(e *engine.Engine, table string, p uint32, from, to uint64, limit in
 	if next == from {
 		return 0, fmt.Errorf("%w: table %s partition %d: offset %d not found", ErrGap, table, p, from)
 	}
-	if err == nil && next <= to {
-		return 0, fmt.Errorf("%w: table %s partition %d: scan ended at %d before %d", ErrGap, table, p, next-1, to)
-	}
+	// A scan that ended before to (the rest is missing) returns what is
+	// contiguous; the next call, from next, reports the gap.
 	return next - 1, nil
 }
 

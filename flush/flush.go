@@ -19,6 +19,15 @@
 // (<partition>-<from>-<n>.parquet) are overwritten when a range starting
 // at the same offset is flushed again.
 //
+// # Gaps
+//
+// Offsets after C that the hot tier no longer holds (a segment
+// quarantined as corrupt at recovery, or removed by hand) are a gap: the
+// partition is committed up to it and stops there, alone; the other
+// partitions of the table go on. Only an operator can let it pass
+// (SkipGap: POST /tables/{t}/skip-gap?partition=p), and the commit that
+// does records the skipped offsets in its snapshot's summary.
+//
 // # Locking
 //
 // Flusher.mu guards the table map. tableState.mu serialises the flushes
@@ -31,8 +40,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -219,6 +230,18 @@ type tableState struct {
 	// lastErr is the last flush's error (nil after a success); read
 	// without ts.mu by LastError.
 	lastErr atomic.Pointer[error]
+	// stuck holds the partitions stopped at a gap in the flush in
+	// progress (its later rounds pass them by); stuckN counts those of
+	// the last flush, for Stats; gapLogged is the gap error the
+	// background loop logged last, so that a gap is logged once, not at
+	// every poll.
+	stuck     map[uint32]error
+	stuckN    atomic.Int32
+	gapLogged string
+	// skip holds the gaps an operator chose to skip (SkipGap): the next
+	// commit of partition p records committed+1..skip[p] as skipped and
+	// goes on from skip[p]+1. In memory only.
+	skip map[uint32]uint64
 }
 
 func (ts *tableState) setErr(err error) {
@@ -312,7 +335,18 @@ func (f *Flusher) loop() {
 			}
 			seal := now.Sub(ts.lastSeal) >= f.opts.Interval
 			_, err := f.flushLocked(f.ctx, ts, seal)
-			if err != nil && f.ctx.Err() == nil {
+			switch {
+			case err == nil && ts.gapLogged != "":
+				f.opts.Logger.Info("flush no longer stopped at a gap", "table", name)
+				ts.gapLogged = ""
+			case errors.Is(err, ErrGap):
+				// Only the partitions at a gap are stopped; the others
+				// were flushed, and go on at every poll, without backoff.
+				if msg := err.Error(); msg != ts.gapLogged {
+					f.opts.Logger.Error("flush stopped at a gap: offsets missing from the hot tier", "table", name, "err", err)
+					ts.gapLogged = msg
+				}
+			case err != nil && f.ctx.Err() == nil:
 				ts.failures++
 				d := backoff(ts.failures, f.opts.RetryInitial, f.opts.RetryMax)
 				ts.retryAt = now.Add(d)
@@ -370,6 +404,9 @@ type Result struct {
 type PartitionResult struct {
 	Partition uint32
 	From, To  uint64 // offsets committed, inclusive
+	// SkippedTo, when not 0, ends the offsets From..SkippedTo committed
+	// as skipped: missing from the hot tier (SkipGap).
+	SkippedTo uint64
 	Events    int64
 	Files     int
 }
@@ -434,6 +471,10 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 		}
 		ts.lastSeal = f.opts.Now()
 	}
+	if ts.stuck == nil {
+		ts.stuck = make(map[uint32]error)
+	}
+	clear(ts.stuck)
 	for round, attempt := 0, 1; round < maxRounds; round++ {
 		n, err := f.roundLocked(ctx, ts, &res)
 		var werr *writeError
@@ -468,11 +509,92 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 	}
 	res.Duration = time.Since(start)
 	ts.failures = 0
-	ts.setErr(nil)
+	ts.stuckN.Store(int32(len(ts.stuck)))
+	err := stuckError(ts.stuck)
+	ts.setErr(err)
 	if res.Commits > 0 && f.opts.OnFlush != nil {
 		f.opts.OnFlush(res)
 	}
-	return res, nil
+	return res, err
+}
+
+// stuckError joins the gap errors of the stopped partitions, in partition
+// order; nil when there is none.
+func stuckError(stuck map[uint32]error) error {
+	ps := slices.Sorted(maps.Keys(stuck))
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = stuck[p]
+	}
+	return errors.Join(errs...)
+}
+
+// ErrNoGap is returned by SkipGap for a partition that is not stopped at a
+// gap: the hot tier holds its next offset to commit, or nothing after it.
+var ErrNoGap = errors.New("flush: no gap to skip")
+
+// GapSkip describes a SkipGap: the offsets From..To were committed as
+// skipped by the flush in Result.
+type GapSkip struct {
+	From, To uint64
+	Result   Result
+}
+
+// SkipGap lets partition p of table be flushed past the offsets it is
+// stopped at: those after its committed watermark that the hot tier no
+// longer holds (a segment quarantined as corrupt, or removed by hand),
+// up to the first one it does hold. It flushes the table; the commit of p
+// records the skipped offsets in its snapshot's summary
+// (zombi.skipped.<p> = "<from>-<to>") and the server logs it. Nothing is
+// skipped otherwise: ErrNoGap. When the flush fails, the skip stays
+// pending for the next flush of this process.
+func (f *Flusher) SkipGap(ctx context.Context, table string, p uint32) (GapSkip, error) {
+	if f.closed.Load() {
+		return GapSkip{}, ErrClosed
+	}
+	if !engine.ValidTableName(table) {
+		return GapSkip{}, engine.ErrInvalidTable
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(f.ctx, cancel)
+	defer stop()
+	ts := f.state(table)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err := f.prepareLocked(ctx, ts); err != nil {
+		return GapSkip{}, err
+	}
+	from := ts.committed[p].Flushed + 1
+	segs, err := f.e.Segments(table, p)
+	if err != nil {
+		return GapSkip{}, err
+	}
+	first := uint64(0) // the first offset at or after from that the hot tier holds
+	for _, s := range segs {
+		if s.Last >= s.First && s.Last >= from {
+			first = max(s.First, from)
+			break
+		}
+	}
+	if first == 0 {
+		return GapSkip{}, fmt.Errorf("%w: table %s partition %d holds no offset after %d, the last committed", ErrNoGap, table, p, from-1)
+	}
+	if first == from {
+		return GapSkip{}, fmt.Errorf("%w: table %s partition %d holds offset %d, the next to commit", ErrNoGap, table, p, from)
+	}
+	if ts.skip == nil {
+		ts.skip = make(map[uint32]uint64)
+	}
+	ts.skip[p] = first - 1
+	f.opts.Logger.Warn("skipping offsets missing from the hot tier, by request", "table", table, "partition", p,
+		"from", from, "to", first-1)
+	gs := GapSkip{From: from, To: first - 1}
+	gs.Result, err = f.flushLocked(ctx, ts, true)
+	if err == nil {
+		ts.failures, ts.retryAt = 0, time.Time{}
+	}
+	return gs, err
 }
 
 // prepareLocked opens the catalog table and, when needed, loads the
@@ -575,44 +697,66 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		if ts.stuck[pi.Partition] != nil {
+			continue
+		}
 		from := ts.committed[pi.Partition].Flushed + 1
-		end, err := f.sealedEnd(ts.name, pi.Partition, from)
+		start := from // the first offset to read: past a gap being skipped
+		if to, ok := ts.skip[pi.Partition]; ok && to >= from {
+			start = to + 1
+		}
+		end, err := f.sealedEnd(ts.name, pi.Partition, start)
 		if err != nil {
 			return 0, err
 		}
-		if end < from {
+		if end < start {
 			continue
 		}
 		// Consecutive batches of the partition, up to RoundBytes, form
 		// one contiguous range of one commit; a batch is read while the
-		// previous one's upload completes.
-		pr := PartitionResult{Partition: pi.Partition, From: from}
-		pw := &partWriter{f: f, ctx: ctx, pw: enc, base: ts.tbl.Location(), p: pi.Partition, from: from, up: &up}
-		for next, partRaw := from, int64(0); next <= end && partRaw < f.opts.RoundBytes; {
+		// previous one's upload completes. A gap (offsets the hot tier no
+		// longer holds) ends the range before it; a range that would
+		// start at one stops the partition, and only it.
+		pr := PartitionResult{Partition: pi.Partition, From: from, To: start - 1}
+		pw := &partWriter{f: f, ctx: ctx, pw: enc, base: ts.tbl.Location(), p: pi.Partition, from: start, up: &up}
+		for next, partRaw := start, int64(0); next <= end && partRaw < f.opts.RoundBytes; {
 			b := &ts.batch
 			b.reset()
 			to, err := collect(f.e, ts.name, pi.Partition, next, end, f.opts.BatchBytes, b)
+			if errors.Is(err, ErrGap) && next > start {
+				break // commit what precedes the gap; the next round stops at it
+			}
 			if err == nil {
 				err = pw.add(b.rows)
 			}
 			if err != nil {
 				pw.abort()
-				if errors.Is(err, ErrGap) {
-					f.stats.gapErrors.Add(1)
+				if !errors.Is(err, ErrGap) {
+					return 0, err
 				}
-				return 0, err
+				f.stats.gapErrors.Add(1)
+				ts.stuck[pi.Partition] = fmt.Errorf("%w; the partition is not flushed past it until the offsets are restored "+
+					"or skipped (POST /tables/%s/skip-gap?partition=%d)", err, ts.name, pi.Partition)
+				break
 			}
 			pr.To, pr.Events = to, pr.Events+int64(len(b.rows))
 			partRaw += b.bytes
 			raw += b.bytes
 			next = to + 1
 		}
+		if ts.stuck[pi.Partition] != nil {
+			continue
+		}
 		if err := pw.finish(); err != nil {
 			return 0, err
 		}
 		pr.Files = len(pw.files)
 		files = append(files, pw.files...)
-		ranges = append(ranges, catalog.Range{Partition: pi.Partition, From: pr.From, To: pr.To, High: pi.High})
+		rg := catalog.Range{Partition: pi.Partition, From: from, To: pr.To, High: pi.High}
+		if start > from {
+			rg.SkippedTo, pr.SkippedTo = start-1, start-1
+		}
+		ranges = append(ranges, rg)
 		prs = append(prs, pr)
 	}
 	ts.batch.reset()
@@ -640,6 +784,11 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	crashPoint("committed")
 	for _, r := range ranges {
 		ts.committed[r.Partition] = catalog.Mark{Flushed: r.To, High: max(r.High, r.To)}
+		if r.SkippedTo != 0 {
+			delete(ts.skip, r.Partition)
+			f.opts.Logger.Warn("committed the skip of offsets missing from the hot tier", "table", ts.name,
+				"partition", r.Partition, "from", r.From, "to", r.SkippedTo, "snapshot_id", cr.SnapshotID)
+		}
 	}
 	var events, fileBytes int64
 	for _, pr := range prs {
@@ -710,9 +859,12 @@ type Stats struct {
 	Snapshots    int64 // Iceberg snapshots created
 	UploadErrors int64 // failed data-file writes (each retried)
 	CommitErrors int64 // commits that failed after their retries
-	GapErrors    int64
-	HotBytes     int64
-	HotMaxBytes  int64
+	GapErrors    int64 // partitions found stopped at a gap, once per flush
+	// StuckPartitions counts the partitions that the last flush of their
+	// table found stopped at a gap.
+	StuckPartitions int64
+	HotBytes        int64
+	HotMaxBytes     int64
 }
 
 // Stats returns the flusher's counters.
@@ -722,8 +874,18 @@ func (f *Flusher) Stats() Stats {
 		Flushes: c.flushes.Load(), Events: c.events.Load(), RawBytes: c.rawBytes.Load(),
 		FileBytes: c.fileBytes.Load(), Files: c.files.Load(), Snapshots: c.snapshots.Load(),
 		UploadErrors: c.uploadErrors.Load(), CommitErrors: c.commitErrors.Load(), GapErrors: c.gapErrors.Load(),
-		HotBytes: f.hotBytes.Load(), HotMaxBytes: f.opts.HotMaxBytes,
+		HotBytes: f.hotBytes.Load(), HotMaxBytes: f.opts.HotMaxBytes, StuckPartitions: f.stuckPartitions(),
 	}
+}
+
+func (f *Flusher) stuckPartitions() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	for _, ts := range f.tables {
+		n += int64(ts.stuckN.Load())
+	}
+	return n
 }
 
 func (f *Flusher) refreshHot() { f.hotBytes.Store(f.e.Stats().HotBytes) }
