@@ -24,7 +24,8 @@ import (
 //	read     GET /tables/{t}[/watermark|/metadata], consumer offsets
 //	         (commit and read: committing is part of consuming), /v1/…
 //	write    POST /tables/{t}, POST /tables/{t}/bulk
-//	admin    POST /tables/{t}/flush, POST /tables/{t}/compact, POST /tables/{t}/maintenance
+//	admin    POST /tables/{t}/flush, POST /tables/{t}/compact, POST /tables/{t}/maintenance,
+//	         POST /tables/{t}/skip-gap
 //
 // Tokens are kept only as SHA-256 digests and a presented token is hashed
 // and compared with every known digest in constant time, so neither the
@@ -225,7 +226,7 @@ func requiredRole(post bool, path []byte) Role {
 			return RoleRead
 		case string(action) == "bulk":
 			return RoleWrite
-		case string(action) == "flush" || string(action) == "compact" || string(action) == "maintenance":
+		case string(action) == "flush" || string(action) == "compact" || string(action) == "maintenance" || string(action) == "skip-gap":
 			return RoleAdmin
 		}
 		return RoleRead

@@ -17,6 +17,9 @@ import (
 //	WritePrometheus(w io.Writer)  extra series for /metrics
 //	Maintain(ctx, table) (AdminResult, error)
 //	                              snapshot expiry and orphan cleanup (POST /tables/{t}/maintenance; 501 without)
+//	SkipGap(ctx, table, partition) (AdminResult, error)
+//	                              let a partition's flush pass offsets lost from the hot tier
+//	                              (POST /tables/{t}/skip-gap?partition=p; 501 without)
 //
 // which the server looks for once, in New (IcebergTier implements all).
 type ColdTier interface {
@@ -68,6 +71,15 @@ type AdminResult struct {
 	Flush    *FlushCounts
 	Compact  *CompactCounts
 	Maintain *MaintainCounts
+	Skip     *SkipCounts
+}
+
+// SkipCounts are what one POST /tables/{t}/skip-gap skipped: the offsets
+// From..To of Partition, committed without data; the flush that
+// committed them is in AdminResult.Flush.
+type SkipCounts struct {
+	Partition uint32
+	From, To  uint64
 }
 
 // CompactCounts are what one POST /tables/{t}/compact did, in the
@@ -101,6 +113,15 @@ var ErrInProgress = errors.New("in progress")
 type coldMaintainer interface {
 	Maintain(ctx context.Context, table string) (AdminResult, error)
 }
+
+// coldGapSkipper is the optional gap skip of a ColdTier.
+type coldGapSkipper interface {
+	SkipGap(ctx context.Context, table string, partition uint32) (AdminResult, error)
+}
+
+// ErrNoGap is wrapped by a ColdTier's SkipGap error when the partition is
+// not stopped at a gap: 409 NO_GAP.
+var ErrNoGap = errors.New("no gap")
 
 // FlushCounts are what one POST /tables/{t}/flush committed.
 type FlushCounts struct {

@@ -176,6 +176,16 @@ func (c *IcebergTier) Flush(ctx context.Context, table string) (AdminResult, err
 	if err != nil {
 		return AdminResult{}, err
 	}
+	fc := flushCounts(&res)
+	msg := "Nothing to flush: table " + table + " is fully committed"
+	if res.Events > 0 {
+		msg = fmt.Sprintf("Flushed %d events of table %s to Iceberg in %d data file(s), %d commit(s)",
+			res.Events, table, res.Files, res.Commits)
+	}
+	return AdminResult{Status: "ok", Message: msg, Flush: fc}, nil
+}
+
+func flushCounts(res *flush.Result) *FlushCounts {
 	fc := &FlushCounts{
 		Events: res.Events, Files: int64(res.Files), FileBytes: res.FileBytes, RawBytes: res.RawBytes,
 		Commits: int64(res.Commits), SnapshotID: res.SnapshotID, MetadataLocation: res.MetadataLocation,
@@ -185,12 +195,26 @@ func (c *IcebergTier) Flush(ctx context.Context, table string) (AdminResult, err
 		fc.Partitions = append(fc.Partitions, FlushedRange{Partition: p.Partition, From: p.From, To: p.To,
 			Events: p.Events, Files: int64(p.Files)})
 	}
-	msg := "Nothing to flush: table " + table + " is fully committed"
-	if res.Events > 0 {
-		msg = fmt.Sprintf("Flushed %d events of table %s to Iceberg in %d data file(s), %d commit(s)",
-			res.Events, table, res.Files, res.Commits)
+	return fc
+}
+
+// SkipGap implements POST /tables/{t}/skip-gap (flush.Flusher.SkipGap).
+func (c *IcebergTier) SkipGap(ctx context.Context, table string, partition uint32) (AdminResult, error) {
+	a, err := c.attached()
+	if err != nil {
+		return AdminResult{}, err
 	}
-	return AdminResult{Status: "ok", Message: msg, Flush: fc}, nil
+	gs, err := a.f.SkipGap(ctx, table, partition)
+	if errors.Is(err, flush.ErrNoGap) {
+		return AdminResult{}, fmt.Errorf("%w: %w", ErrNoGap, err)
+	}
+	if err != nil {
+		return AdminResult{}, err
+	}
+	msg := fmt.Sprintf("Skipped offsets %d..%d of table %s partition %d (missing from the hot tier) and flushed %d events",
+		gs.From, gs.To, table, partition, gs.Result.Events)
+	return AdminResult{Status: "ok", Message: msg, Flush: flushCounts(&gs.Result),
+		Skip: &SkipCounts{Partition: partition, From: gs.From, To: gs.To}}, nil
 }
 
 // maintainer returns the attached Maintainer.
@@ -319,6 +343,7 @@ func (c *IcebergTier) WritePrometheus(w io.Writer) {
 		{"zombi_iceberg_commit_errors_total", "counter", "Iceberg commits that failed after their retries", st.CommitErrors},
 		{"zombi_s3_errors_total", "counter", "Failed data-file writes to the object store (each retried)", st.UploadErrors},
 		{"zombi_flush_gap_errors_total", "counter", "Flushes stopped by a gap between the committed and the hot-tier offsets", st.GapErrors},
+		{"zombi_flush_partitions_stuck", "gauge", "Partitions whose flush is stopped at offsets lost from the hot tier (POST /tables/{t}/skip-gap)", st.StuckPartitions},
 		{"zombi_hot_tier_bytes", "gauge", "Hot-tier bytes as seen by the flusher's budget check", st.HotBytes},
 		{"zombi_hot_tier_max_bytes", "gauge", "Hot-tier budget (ZOMBI_HOT_MAX_GB); 0: none", st.HotMaxBytes},
 		{"zombi_hot_tier_over_budget", "gauge", "1 while writes are refused because the hot tier is over its budget", b2i(f.OverBudget())},

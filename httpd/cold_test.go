@@ -52,7 +52,12 @@ func (s *flakyStore) Create(ctx context.Context, loc string) (flush.ObjectWriter
 
 func startColdServer(t *testing.T, hotMax int64, interval time.Duration) *coldServer {
 	t.Helper()
-	dir := t.TempDir()
+	return startColdServerIn(t, t.TempDir(), hotMax, interval)
+}
+
+// startColdServerIn starts a coldServer on the data dir dir.
+func startColdServerIn(t *testing.T, dir string, hotMax int64, interval time.Duration) *coldServer {
+	t.Helper()
 	cs := &coldServer{store: &flakyStore{held: make(chan struct{}, 1)}}
 	cs.testServer = startServer(t, dir, func(c *Config) {
 		cat, err := catalog.Open(context.Background(), catalog.Options{DataDir: dir, Logger: quietLog,
@@ -78,13 +83,17 @@ func startColdServer(t *testing.T, hotMax int64, interval time.Duration) *coldSe
 		c.Cold, c.Catalog = tier, tier.CatalogHandler()
 		cs.f, cs.cat, cs.m = f, cat, m
 	})
-	t.Cleanup(func() { // before the server's own cleanup: maintainer, flusher, engine, catalog
-		cs.m.Close()
-		cs.f.Close()
-		cs.stop()
-		cs.cat.Close()
-	})
+	t.Cleanup(cs.close) // before the server's own cleanup
 	return cs
+}
+
+// close stops the maintainer, the flusher, the server and engine, and the
+// catalog; it may be called twice.
+func (cs *coldServer) close() {
+	cs.m.Close()
+	cs.f.Close()
+	cs.stop()
+	cs.cat.Close()
 }
 
 func bulkBody(from, n int) string {

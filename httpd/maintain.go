@@ -6,9 +6,14 @@ import (
 	"strconv"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/zombihq/zombi/engine"
 )
 
-const codeCompactionInProgress = "COMPACTION_IN_PROGRESS" // 409: a compaction or maintenance of the table is running
+const (
+	codeCompactionInProgress = "COMPACTION_IN_PROGRESS" // 409: a compaction or maintenance of the table is running
+	codeNoGap                = "NO_GAP"                 // 409: skip-gap of a partition whose flush is not stopped at a gap
+)
 
 // compactTable serves POST /tables/{t}/compact: the original's body
 // {"status","message","files_compacted","files_created","rows_processed",
@@ -34,6 +39,31 @@ func (s *Server) maintainTable(ctx *fasthttp.RequestCtx, tname []byte) {
 	})
 }
 
+// skipGap serves POST /tables/{t}/skip-gap?partition=p: the partition's
+// flush goes on past the offsets it is stopped at (lost from the hot
+// tier), which the commit records as skipped; {"status","message",
+// "table","partition","skipped_from","skipped_to"} and the flush's counts.
+// 409 NO_GAP when the partition is not stopped at a gap.
+func (s *Server) skipGap(ctx *fasthttp.RequestCtx, tname []byte) {
+	v := ctx.QueryArgs().Peek("partition")
+	if v == nil {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, "Missing query parameter `partition`: the partition whose gap to skip")
+		return
+	}
+	part, err := parseUint32(v)
+	if err != nil {
+		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, "Invalid query parameter `partition`: must be a non-negative integer")
+		return
+	}
+	sk, _ := s.cfg.Cold.(coldGapSkipper)
+	s.maintAction(ctx, tname, "Skip", s.cfg.Cold != nil, func(c context.Context, t string) (AdminResult, error) {
+		if sk == nil {
+			return AdminResult{}, errors.Join(ErrNotImplemented, errors.New("this cold tier cannot skip gaps"))
+		}
+		return sk.SkipGap(c, t, part)
+	})
+}
+
 func (s *Server) maintAction(ctx *fasthttp.RequestCtx, tname []byte, what string, cold bool, do func(context.Context, string) (AdminResult, error)) {
 	if !validTable(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
@@ -51,6 +81,12 @@ func (s *Server) maintAction(ctx *fasthttp.RequestCtx, tname []byte, what string
 	case err == nil:
 	case errors.Is(err, ErrInProgress):
 		s.writeError(ctx, fasthttp.StatusConflict, codeCompactionInProgress, what+" refused: "+err.Error())
+		return
+	case errors.Is(err, ErrNoGap):
+		s.writeError(ctx, fasthttp.StatusConflict, codeNoGap, what+" refused: "+err.Error())
+		return
+	case errors.Is(err, engine.ErrNotFound):
+		s.writeError(ctx, fasthttp.StatusNotFound, codeNotFound, what+" failed: "+err.Error())
 		return
 	case errors.Is(err, ErrNotImplemented):
 		s.writeError(ctx, fasthttp.StatusNotImplemented, codeNotImplemented, what+" failed: "+err.Error())
@@ -97,6 +133,17 @@ func (s *Server) maintAction(ctx *fasthttp.RequestCtx, tname []byte, what string
 		}
 		b = append(b, `,"duration_ms":`...)
 		b = strconv.AppendFloat(b, mc.DurationMs, 'f', 3, 64)
+	}
+	if sc := res.Skip; sc != nil {
+		b = append(b, ',')
+		b = appendUintField(b, "partition", uint64(sc.Partition))
+		b = append(b, ',')
+		b = appendUintField(b, "skipped_from", sc.From)
+		b = append(b, ',')
+		b = appendUintField(b, "skipped_to", sc.To)
+	}
+	if fc := res.Flush; fc != nil {
+		b = appendFlushCounts(b, fc)
 	}
 	b = append(b, '}')
 	writeJSON(ctx, fasthttp.StatusOK, b)

@@ -104,6 +104,10 @@ func (s *Server) routeTable(ctx *fasthttp.RequestCtx, rest []byte) {
 		if s.allow(ctx, "POST") {
 			s.maintainTable(ctx, name)
 		}
+	case "skip-gap":
+		if s.allow(ctx, "POST") {
+			s.skipGap(ctx, name)
+		}
 	default:
 		s.notFound(ctx)
 	}

@@ -47,7 +47,7 @@ func TestAuthRoles(t *testing.T) {
 		metrics  = []call{{"GET", "/metrics", ""}, {"GET", "/stats", ""}}
 		read     = []call{{"GET", "/tables/t", ""}, {"HEAD", "/tables/t", ""}, {"GET", "/tables/t/watermark", ""}, {"GET", "/tables/t/metadata", ""}, {"GET", "/consumers/g/offset?topic=t&partition=0", ""}, {"POST", "/consumers/g/commit", `{"topic":"t","partition":0,"offset":1}`}}
 		write    = []call{{"POST", "/tables/t", `{"payload":"y"}`}, {"POST", "/tables/t/bulk", `{"records":[{"payload":"z"}]}`}}
-		admin    = []call{{"POST", "/tables/t/flush", ""}, {"POST", "/tables/t/compact", ""}, {"POST", "/tables/t/maintenance", ""}}
+		admin    = []call{{"POST", "/tables/t/flush", ""}, {"POST", "/tables/t/compact", ""}, {"POST", "/tables/t/maintenance", ""}, {"POST", "/tables/t/skip-gap?partition=0", ""}}
 		byRole   = map[Role][]call{RoleNone: health, RoleMetrics: metrics, RoleRead: read, RoleWrite: write, RoleAdmin: admin}
 		tokens   = map[Role]string{RoleMetrics: tokMetrics, RoleRead: tokRead, RoleWrite: tokWrite, RoleAdmin: tokAdmin}
 		passCode = func(r resp) bool {
