@@ -636,7 +636,7 @@ func TestQuarantineCorruptSealedSegment(t *testing.T) {
 	}
 }
 
-func TestCorruptionInsideSealedSegmentIsReportedOnRead(t *testing.T) {
+func TestCorruptionInsideSealedSegmentIsReportedThenQuarantined(t *testing.T) {
 	fs := vfs.NewMem()
 	o := memOpts(fs).WithFsync(FsyncNever)
 	e := mustOpen(t, o)
@@ -651,8 +651,40 @@ func TestCorruptionInsideSealedSegmentIsReportedOnRead(t *testing.T) {
 	e = mustOpen(t, o)
 	defer e.Close()
 	_, _, err := e.Read("t", Query{Partition: 0, Offset: 1, Limit: 1000})
-	if err == nil {
-		t.Fatal("corrupt record served silently")
+	var ce *segment.CorruptionError
+	if !errors.As(err, &ce) {
+		t.Fatalf("read of a corrupt record: %v, want a CorruptionError", err)
+	}
+	// Then the segment is set aside, as recovery would have: never served
+	// again, the rest of the log readable, the gap visible to the flusher.
+	if st := e.Stats(); st.Quarantined != 1 {
+		t.Fatalf("quarantined %d", st.Quarantined)
+	}
+	if _, err := fs.Stat(segs[0].Path + ".corrupt"); err != nil {
+		t.Fatalf("no quarantined copy: %v", err)
+	}
+	if _, err := fs.Stat(segs[0].Path); err == nil {
+		t.Fatal("the corrupt segment is still in place")
+	}
+	if now, _ := e.Segments("t", 0); len(now) != len(segs)-1 || now[0].First != segs[1].First {
+		t.Fatalf("segments after the quarantine: %+v", now)
+	}
+	evs, _, err := e.Read("t", Query{Partition: 0, Offset: 1, Limit: 1})
+	if err != nil || len(evs) != 1 || evs[0].Offset != segs[1].First {
+		t.Fatalf("first readable event %+v (%v), want offset %d", evs, err, segs[1].First)
+	}
+	n := 0
+	if err := e.Scan("t", 0, 1, 30000, func(*Event) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := 30000 - int(segs[0].Last); n != want {
+		t.Fatalf("scan after the quarantine: %d events, want %d", n, want)
+	}
+	e.Close()
+	e = mustOpen(t, o) // and it stays aside after a restart
+	defer e.Close()
+	if now, _ := e.Segments("t", 0); len(now) != len(segs)-1 {
+		t.Fatalf("segments after restart: %+v", now)
 	}
 }
 

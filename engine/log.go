@@ -33,10 +33,11 @@ type seg struct {
 
 	sealed atomic.Bool // Seal finished: the data is durable and final
 
-	omu     sync.Mutex // guards s, refs, deleted, lastUse
+	omu     sync.Mutex // guards s, refs, deleted, corrupt, lastUse
 	s       *segment.Segment
 	refs    int
 	deleted bool
+	corrupt bool // found corrupt while read: its files are set aside, not removed
 	lastUse int64
 }
 
@@ -417,6 +418,15 @@ func (sg *seg) closeLocked() {
 }
 
 func (sg *seg) removeFiles(e *Engine) {
+	if sg.corrupt {
+		dst := sg.path + ".corrupt"
+		if err := e.fs.Rename(sg.path, dst); err != nil {
+			e.opts.Logger.Error("quarantine segment", "path", sg.path, "err", err)
+		}
+		e.fs.Remove(idxPath(sg.path))
+		e.fs.SyncDir(filepath.Dir(sg.path))
+		return
+	}
 	if err := e.fs.Remove(sg.path); err != nil && !isNotExist(err) {
 		e.opts.Logger.Warn("remove segment", "path", sg.path, "err", err)
 	}

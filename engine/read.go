@@ -331,6 +331,9 @@ func (l *plog) scan(from, to uint64, hasSince bool, since int64, buf *[]byte, fn
 			*buf = it.Buffer()
 		}
 		l.e.release(v.sg)
+		if ce := (*segment.CorruptionError)(nil); !v.active && errors.As(err, &ce) {
+			l.quarantineLive(v.sg, err)
+		}
 		if err == errStop {
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -215,6 +216,29 @@ func (l *plog) quarantine(path string, cause error, log interface {
 	l.e.fs.Remove(idxPath(path))
 	l.e.fs.SyncDir(l.dir)
 	l.e.quarantined.Add(1)
+}
+
+// quarantineLive takes a sealed segment found corrupt while it was read
+// out of the log and sets its file aside (.corrupt) once no reader holds
+// it, as recovery does: its records are not served again, and the cold
+// tier sees the gap (flush.Flusher.SkipGap lets an operator pass it).
+func (l *plog) quarantineLive(sg *seg, cause error) {
+	l.mu.Lock()
+	i := slices.Index(l.segs, sg)
+	if i < 0 || !sg.sealed.Load() {
+		l.mu.Unlock()
+		return // gone already, or not final
+	}
+	segs := make([]*seg, 0, len(l.segs)-1) // a new slice: views may hold the old one
+	l.segs = append(append(segs, l.segs[:i]...), l.segs[i+1:]...)
+	l.mu.Unlock()
+	l.e.opts.Logger.Error("segment corrupt: quarantined, its records are not served", "table", l.table.name,
+		"partition", l.part, "path", sg.path, "moved_to", sg.path+".corrupt", "err", cause)
+	l.e.quarantined.Add(1)
+	sg.omu.Lock()
+	sg.corrupt = true
+	sg.omu.Unlock()
+	l.dropSeg(sg)
 }
 
 func (l *plog) closeSegs() {
