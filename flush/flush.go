@@ -416,24 +416,37 @@ type PartitionResult struct {
 // returns once the data is committed and the engine's flushed watermark
 // is saved. An unknown table yields an empty Result.
 func (f *Flusher) FlushTable(ctx context.Context, table string) (Result, error) {
-	if f.closed.Load() {
-		return Result{}, ErrClosed
+	ctx, ts, unlock, err := f.lockTable(ctx, table)
+	if err != nil {
+		return Result{}, err
 	}
-	if !engine.ValidTableName(table) {
-		return Result{}, engine.ErrInvalidTable
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(f.ctx, cancel) // Close cancels it too
-	defer stop()
-	ts := f.state(table)
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
+	defer unlock()
 	res, err := f.flushLocked(ctx, ts, true)
 	if err == nil {
 		ts.failures, ts.retryAt = 0, time.Time{}
 	}
 	return res, err
+}
+
+// lockTable checks that the flusher is open and the table name valid,
+// and returns the table's state locked, with a context that Close
+// cancels too; unlock releases both.
+func (f *Flusher) lockTable(ctx context.Context, table string) (context.Context, *tableState, func(), error) {
+	if f.closed.Load() {
+		return nil, nil, nil, ErrClosed
+	}
+	if !engine.ValidTableName(table) {
+		return nil, nil, nil, engine.ErrInvalidTable
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(f.ctx, cancel)
+	ts := f.state(table)
+	ts.mu.Lock()
+	return ctx, ts, func() {
+		ts.mu.Unlock()
+		stop()
+		cancel()
+	}, nil
 }
 
 // FlushAll flushes every table as FlushTable does (for shutdown and
@@ -549,19 +562,11 @@ type GapSkip struct {
 // skipped otherwise: ErrNoGap. When the flush fails, the skip stays
 // pending for the next flush of this process.
 func (f *Flusher) SkipGap(ctx context.Context, table string, p uint32) (GapSkip, error) {
-	if f.closed.Load() {
-		return GapSkip{}, ErrClosed
+	ctx, ts, unlock, err := f.lockTable(ctx, table)
+	if err != nil {
+		return GapSkip{}, err
 	}
-	if !engine.ValidTableName(table) {
-		return GapSkip{}, engine.ErrInvalidTable
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(f.ctx, cancel)
-	defer stop()
-	ts := f.state(table)
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
+	defer unlock()
 	if err := f.prepareLocked(ctx, ts); err != nil {
 		return GapSkip{}, err
 	}
