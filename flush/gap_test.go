@@ -1,30 +1,32 @@
 package flush
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/zombihq/zombi/catalog"
 	"github.com/zombihq/zombi/engine"
 )
 
-// A segment lost from the middle of a partition's log (quarantined as
-// corrupt at recovery, or removed by hand) stops that partition at the
-// gap, after committing what precedes it, and only that partition: the
-// others keep flushing, at every poll. SkipGap lets it go on, and the
-// commit that does says what it skipped.
-func TestGapStopsOnlyItsPartitionUntilSkipped(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
+// makeGap fills partition 0 of table events with 2000 events and
+// partition 1 with 30000 (~3 MiB, segments of 1 MiB), seals both, and
+// removes the second segment of partition 1 with the engine closed. It
+// returns that segment and the events the table should end up with.
+func makeGap(t *testing.T, dir string) (engine.SegmentInfo, map[evKey]event) {
+	t.Helper()
 	want := map[evKey]event{}
 	ts := func(i int) int64 { return baseTs + int64(i) }
 	v := openEnv(t, dir, Options{})
 	appendN(t, v.e, "events", 0, 2000, ts, want)
-	appendN(t, v.e, "events", 1, 30000, ts, want) // ~3 MiB: segments of 1 MiB
+	appendN(t, v.e, "events", 1, 30000, ts, want)
 	for _, p := range []uint32{0, 1} {
 		if err := v.e.Seal("events", p); err != nil {
 			t.Fatal(err)
@@ -47,8 +49,21 @@ func TestGapStopsOnlyItsPartitionUntilSkipped(t *testing.T) {
 	for off := lost.First; off <= lost.Last; off++ {
 		delete(want, evKey{1, off})
 	}
+	return lost, want
+}
 
-	v = openEnv(t, dir, Options{})
+// A segment lost from the middle of a partition's log (quarantined as
+// corrupt at recovery, or removed by hand) stops that partition at the
+// gap, after committing what precedes it, and only that partition: the
+// others keep flushing, at every poll. SkipGap lets it go on, and the
+// commit that does says what it skipped.
+func TestGapStopsOnlyItsPartitionUntilSkipped(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	lost, want := makeGap(t, dir)
+	ts := func(i int) int64 { return baseTs + int64(i) }
+
+	v := openEnv(t, dir, Options{})
 	appendN(t, v.e, "events", 0, 500, ts, want)
 	res, err := v.f.FlushTable(ctx, "events")
 	if !errors.Is(err, ErrGap) || !strings.Contains(err.Error(), "skip-gap?partition=1") {
@@ -128,4 +143,67 @@ func TestGapStopsOnlyItsPartitionUntilSkipped(t *testing.T) {
 	if _, err := v.f.SkipGap(ctx, "events", 7); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("SkipGap of an unknown partition: %v, want engine.ErrNotFound", err)
 	}
+}
+
+// The background loop flushes the other partitions at every poll while
+// one is stopped at a gap: no backoff (here it would be an hour), and the
+// gap is logged once, not at every poll.
+func TestGapDoesNotHoldBackTheBackgroundLoop(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	lost, want := makeGap(t, dir)
+	var logs lockedBuffer
+	v := openEnv(t, dir, Options{PollInterval: 10 * time.Millisecond, Interval: 100 * time.Millisecond,
+		RetryInitial: time.Hour, RetryMax: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	v.f.Start()
+	waitFor := func(p0 uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			w, err := v.f.Watermarks(ctx, "events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w[0].Flushed == p0 && w[1].Flushed == lost.First-1 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("committed %+v; want partition 0 at %d, partition 1 at %d\n%s", w, p0, lost.First-1, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor(2000)
+	for round := 1; round <= 3; round++ { // partition 0 keeps flushing
+		appendN(t, v.e, "events", 0, 100, func(i int) int64 { return baseTs + int64(i) }, want)
+		waitFor(2000 + 100*uint64(round))
+	}
+	out := logs.String()
+	if n := strings.Count(out, "flush stopped at a gap"); n != 1 {
+		t.Fatalf("the gap was logged %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, "flush failed") {
+		t.Fatalf("the gap was handled as a failure (with backoff):\n%s", out)
+	}
+	if st := v.f.Stats(); st.StuckPartitions != 1 {
+		t.Fatalf("%d stuck partitions, want 1", st.StuckPartitions)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the loop's logger and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
