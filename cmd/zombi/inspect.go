@@ -496,7 +496,31 @@ func partNotes(pv *partView) []string {
 			notes = append(notes, filepath.Base(sg.Path)+" corrupt")
 		}
 	}
+	if g := unflushedGap(pv); g != "" {
+		notes = append(notes, g)
+	}
 	return notes
+}
+
+// unflushedGap names the first run of offsets after the flushed watermark
+// that no sound segment holds: the cold tier stops the partition there
+// until they are skipped.
+func unflushedGap(pv *partView) string {
+	if pv.State == nil {
+		return ""
+	}
+	next := pv.State.Flushed + 1
+	for _, sg := range pv.Segs {
+		if sg.Err != nil || sg.Last < sg.Base || sg.Last < next {
+			continue
+		}
+		if sg.Base > next {
+			return fmt.Sprintf("offsets %d..%d missing, never flushed: the flush stops at %d (POST /tables/%s/skip-gap?partition=%d)",
+				next, sg.Base-1, next, pv.Table, pv.Partition)
+		}
+		next = sg.Last + 1
+	}
+	return ""
 }
 
 func listPartitions(w io.Writer, parts []partView, asJSON bool) {

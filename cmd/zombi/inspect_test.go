@@ -183,6 +183,27 @@ func TestInspectVerifyFindsCorruption(t *testing.T) {
 	}
 }
 
+// A segment missing before it was flushed is named, with the way out.
+func TestInspectNotesAnUnflushedGap(t *testing.T) {
+	dir, e := buildDataDir(t)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runInspect(t, "partitions", dir, "events")
+	if code != 0 || strings.Contains(out, "missing") {
+		t.Fatalf("partitions before the loss: exit %d\n%s", code, out)
+	}
+	// events/0: offsets 1..10 sealed, flushed up to 4; 11 in the active segment.
+	seg := filepath.Join(dir, "hot", "events", "0", "00000000000000000001.seg")
+	if err := os.Remove(seg); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runInspect(t, "partitions", dir, "events")
+	if want := "offsets 5..10 missing, never flushed: the flush stops at 5 (POST /tables/events/skip-gap?partition=0)"; code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("partitions after the loss: exit %d, want %q in\n%s", code, want, out)
+	}
+}
+
 func TestInspectUsageErrors(t *testing.T) {
 	if code, _, _ := runInspect(t); code != 2 {
 		t.Errorf("no command: exit %d", code)
