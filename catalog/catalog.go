@@ -57,6 +57,11 @@ var (
 	// beyond its end: someone else committed part of the range. Nothing
 	// was committed; committing would duplicate events.
 	ErrConflict = errors.New("catalog: watermark conflict")
+	// ErrForeignOwner is returned for a commit to a partition whose
+	// watermark another server committed (Mark.Owner): it counts that
+	// server's offsets, not ours. Nothing was committed; trusting it
+	// would mark our own events committed and delete them.
+	ErrForeignOwner = errors.New("catalog: partition written by another server")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("catalog: closed")
 )
@@ -68,6 +73,9 @@ const (
 	WatermarkPrefix     = "zombi.watermark."
 	HighWatermarkPrefix = "zombi.high_watermark."
 	SkippedPrefix       = "zombi.skipped."
+	// OwnerPrefix: zombi.owner.<p> names the server whose offsets the
+	// watermark of partition p counts (Options.Owner).
+	OwnerPrefix = "zombi.owner."
 )
 
 // Options configures Open. A zero value means "use the default".
@@ -87,6 +95,12 @@ type Options struct {
 	Name string
 	// Namespace holds the event tables. Default "zombi".
 	Namespace string
+	// Owner names this server (ZOMBI_NODE_ID). A commit records it as
+	// the owner of the partitions it advances (Mark.Owner) and refuses a
+	// partition that another owner advanced (ErrForeignOwner): offsets
+	// are per server, so several servers may feed one table only with
+	// partitions of their own. "" records no owner and checks none.
+	Owner string
 	// Warehouse is where tables are created: "file:///dir" or
 	// "s3://bucket/prefix". Default file://DataDir/warehouse. A REST
 	// catalog gets it as its warehouse only when set.
@@ -153,9 +167,26 @@ func (o *Options) EnsureDefaults() {
 	}
 }
 
+// ValidOwner reports whether s can be an Options.Owner: 1 to 64 ASCII
+// letters, digits, '.', '_' or '-' (it goes into data file names).
+func ValidOwner(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate reports every problem with the options at once.
 func (o *Options) Validate() error {
 	var errs []error
+	if o.Owner != "" && !ValidOwner(o.Owner) {
+		errs = append(errs, fmt.Errorf("catalog: owner %q: want 1 to 64 letters, digits, '.', '_' or '-'", o.Owner))
+	}
 	if o.URI == "" && o.DataDir == "" {
 		errs = append(errs, errors.New("catalog: data dir or catalog URI is required"))
 	}
@@ -256,6 +287,9 @@ func Open(ctx context.Context, opts Options) (*Catalog, error) {
 
 // Kind reports the catalog type: "sqlite", "postgres" or "rest".
 func (c *Catalog) Kind() string { return c.kind }
+
+// Owner returns Options.Owner: this server's name in what it commits.
+func (c *Catalog) Owner() string { return c.opts.Owner }
 
 // Namespace returns the namespace that holds the event tables.
 func (c *Catalog) Namespace() string { return c.opts.Namespace }

@@ -196,8 +196,29 @@ func TestSnapshotWatermarksRejectsGarbage(t *testing.T) {
 		t.Fatal("bad offset accepted")
 	}
 	w, err := summaryWatermarks(iceberg.Properties{"zombi.watermark.1": "7", "zombi.high_watermark.1": "9", "added-records": "3"})
-	if err != nil || w[1] != (Mark{7, 9}) || len(w) != 1 {
+	if err != nil || w[1] != (Mark{Flushed: 7, High: 9}) || len(w) != 1 {
 		t.Fatalf("%v %v", w, err)
+	}
+	w, err = summaryWatermarks(iceberg.Properties{"zombi.watermark.1": "7", "zombi.high_watermark.1": "9", "zombi.owner.1": "node-a"})
+	if err != nil || w[1] != (Mark{Flushed: 7, High: 9, Owner: "node-a"}) || len(w) != 1 {
+		t.Fatalf("with an owner: %v %v", w, err)
+	}
+	if _, err := summaryWatermarks(iceberg.Properties{"zombi.owner.x": "node-a"}); err == nil {
+		t.Fatal("bad owner key accepted")
+	}
+	if p := summaryProps(w); p["zombi.owner.1"] != "node-a" || p["zombi.watermark.1"] != "7" {
+		t.Fatalf("summary props %v", p)
+	}
+	if err := w[1].ForeignTo("node-b", "events", 1); !errors.Is(err, ErrForeignOwner) {
+		t.Fatalf("node-b on node-a's partition: %v", err)
+	}
+	for _, owner := range []string{"node-a", ""} {
+		if err := w[1].ForeignTo(owner, "events", 1); err != nil {
+			t.Fatalf("owner %q: %v", owner, err)
+		}
+	}
+	if err := (Mark{Flushed: 3}).ForeignTo("node-b", "events", 2); err != nil {
+		t.Fatalf("a mark without an owner: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,20 @@ type Mark struct {
 	// High is the engine's high watermark when Flushed was committed
 	// (zombi.high_watermark.<p>).
 	High uint64
+	// Owner is the server that committed Flushed (zombi.owner.<p>,
+	// Options.Owner); "" when it named none.
+	Owner string
+}
+
+// ForeignTo returns ErrForeignOwner, naming table and partition p, when m
+// was committed by a server other than owner; nil when either names none.
+func (m Mark) ForeignTo(owner, table string, p uint32) error {
+	if owner == "" || m.Owner == "" || m.Owner == owner {
+		return nil
+	}
+	return fmt.Errorf("%w: table %s partition %d is written by zombi node %q and this is node %q; "+
+		"give each node its own partitions or its own ZOMBI_CATALOG_NAMESPACE, and a node that replaces another the same ZOMBI_NODE_ID",
+		ErrForeignOwner, table, p, m.Owner, owner)
 }
 
 // Watermarks maps partitions to their committed marks.
@@ -152,6 +167,15 @@ func summaryWatermarks(props iceberg.Properties) (Watermarks, error) {
 			ps = k[len(WatermarkPrefix):]
 		case strings.HasPrefix(k, HighWatermarkPrefix):
 			ps, high = k[len(HighWatermarkPrefix):], true
+		case strings.HasPrefix(k, OwnerPrefix):
+			p, err := strconv.ParseUint(k[len(OwnerPrefix):], 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("bad owner key %q", k)
+			}
+			m := w[uint32(p)]
+			m.Owner = v
+			w[uint32(p)] = m
+			continue
 		default:
 			continue
 		}
@@ -177,11 +201,14 @@ func summaryWatermarks(props iceberg.Properties) (Watermarks, error) {
 // summaryProps returns the snapshot properties of a commit: every mark of
 // w (already merged with the new ranges).
 func summaryProps(w Watermarks) iceberg.Properties {
-	props := make(iceberg.Properties, 2*len(w))
+	props := make(iceberg.Properties, 3*len(w))
 	for p, m := range w {
 		ps := strconv.FormatUint(uint64(p), 10)
 		props[WatermarkPrefix+ps] = strconv.FormatUint(m.Flushed, 10)
 		props[HighWatermarkPrefix+ps] = strconv.FormatUint(m.High, 10)
+		if m.Owner != "" {
+			props[OwnerPrefix+ps] = m.Owner
+		}
 	}
 	return props
 }
@@ -276,6 +303,9 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 	}
 	done := 0
 	for _, r := range ranges {
+		if err := w[r.Partition].ForeignTo(t.c.opts.Owner, t.name, r.Partition); err != nil {
+			return res, false, err
+		}
 		if r.From == 0 || r.To < r.From || r.SkippedTo != 0 && (r.SkippedTo < r.From || r.SkippedTo >= r.To) {
 			return res, false, fmt.Errorf("catalog: bad range %d..%d (skipped to %d) of partition %d", r.From, r.To, r.SkippedTo, r.Partition)
 		}
@@ -299,7 +329,7 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 		return res, false, fmt.Errorf("%w: table %s: only some partitions of the commit are already committed", ErrConflict, t.name)
 	}
 	for _, r := range ranges {
-		w[r.Partition] = Mark{Flushed: r.To, High: max(r.High, r.To)}
+		w[r.Partition] = Mark{Flushed: r.To, High: max(r.High, r.To), Owner: cmp.Or(t.c.opts.Owner, w[r.Partition].Owner)}
 	}
 	dfs, err := t.dataFilesLocked(files)
 	if err != nil {

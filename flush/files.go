@@ -132,7 +132,7 @@ func (w *partWriter) begin(s *fileSpan) error {
 		return context.Cause(w.ctx)
 	}
 	df := s.df
-	df.Path = dataFilePath(w.base, df.EventDate, df.EventHour, w.p, w.from, w.n)
+	df.Path = dataFilePath(w.base, w.f.cat.Owner(), df.EventDate, df.EventHour, w.p, w.from, w.n)
 	w.n++
 	obj, err := w.f.opts.Store.Create(w.ctx, df.Path)
 	if err != nil {

@@ -626,6 +626,11 @@ func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
 	}
 	for _, pi := range f.e.Partitions(ts.name) {
 		m, ok := w[pi.Partition]
+		if err := m.ForeignTo(f.cat.Owner(), ts.name, pi.Partition); err != nil {
+			// Another server's offsets: catching up to them would mark
+			// ours committed and let the engine delete them.
+			return err
+		}
 		if !ok || m.Flushed <= pi.Flushed {
 			continue
 		}
@@ -840,13 +845,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // dataFilePath names a data file under the table location, Hive-style by
-// partition value: <partition>-<first offset of the commit>-<n>.parquet.
-// A range that starts at a given offset is committed at most once, so a
-// name is never reused for a committed file; a re-flush after a failed
-// round overwrites its own orphans.
-func dataFilePath(base string, date, hour int32, p uint32, from uint64, n int) string {
+// partition value: <partition>-<first offset of the commit>-<n>.parquet,
+// or <partition>-<from>-<n>-<owner>.parquet when the catalog names this
+// server (catalog.Options.Owner). A range that starts at a given offset
+// is committed at most once, so a name is never reused for a committed
+// file; a re-flush after a failed round overwrites its own orphans. The
+// owner keeps another server's files apart: its offsets are its own, and
+// a flush it attempts on this server's table (refused at the commit:
+// catalog.ErrForeignOwner) must not overwrite a committed file first.
+func dataFilePath(base, owner string, date, hour int32, p uint32, from uint64, n int) string {
 	day := time.Unix(int64(date)*86400, 0).UTC().Format("2006-01-02")
 	name := fmt.Sprintf("%d-%020d-%d.parquet", p, from, n)
+	if owner != "" {
+		name = fmt.Sprintf("%d-%020d-%d-%s.parquet", p, from, n, owner)
+	}
 	u, err := url.JoinPath(base, "data", "event_date="+day, "event_hour="+strconv.Itoa(int(hour)), name)
 	if err != nil { // base came from the catalog; cannot happen for file:// and s3://
 		return base + "/data/event_date=" + day + "/event_hour=" + strconv.Itoa(int(hour)) + "/" + name

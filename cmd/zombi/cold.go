@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/zombihq/zombi/engine"
 	"github.com/zombihq/zombi/flush"
 	"github.com/zombihq/zombi/httpd"
+	"github.com/zombihq/zombi/vfs"
 )
 
 // coldConfig configures the cold tier: flush → Parquet → object store →
@@ -87,7 +92,12 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 			warehouse += "/" + cc.StoragePath
 		}
 	}
+	owner, err := nodeID(c)
+	if err != nil {
+		return nil, err
+	}
 	copts := catalog.Options{
+		Owner:   owner,
 		DataDir: c.DataDir, URI: cc.CatalogURL, Token: cc.CatalogToken, Namespace: cc.Namespace,
 		Warehouse: warehouse, IOProps: ioProps, Logger: log,
 		SnapshotMaxAge: cc.SnapshotRetain, MinSnapshots: cc.SnapshotMin,
@@ -166,7 +176,7 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 			"snapshot_retain", cc.SnapshotRetain, "maintenance_interval", cc.MaintainInterval)
 		return nil
 	}
-	err := connect()
+	err = connect()
 	if err == nil {
 		close(ct.done)
 		return ct, nil
@@ -262,4 +272,53 @@ func redactURL(s string) string {
 		u.RawQuery = "<redacted>"
 	}
 	return u.String()
+}
+
+// nodeIDFile holds the server's name in a data directory, when
+// ZOMBI_NODE_ID does not give one.
+const nodeIDFile = "node-id"
+
+// nodeID returns this server's name in what it commits to Iceberg:
+// ZOMBI_NODE_ID, else the one kept in <data-dir>/node-id, made (16
+// random hex digits, written to a temporary file, synced and renamed
+// into place) on the first start. It stays with the data directory,
+// whose offsets the server's watermarks count.
+func nodeID(c *config) (string, error) {
+	if c.NodeID != "" {
+		return c.NodeID, nil
+	}
+	path := filepath.Join(c.DataDir, nodeIDFile)
+	if b, err := os.ReadFile(path); err == nil {
+		id := strings.TrimSpace(string(b))
+		if !catalog.ValidOwner(id) {
+			return "", fmt.Errorf("%s: %q is not a node id (1 to 64 letters, digits, '.', '_' or '-'); fix it or set ZOMBI_NODE_ID", path, id)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	id := fmt.Sprintf("%016x", rand.Uint64())
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	_, err = f.WriteString(id + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = vfs.Default.SyncDir(c.DataDir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	return id, nil
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/apache/iceberg-go/catalog/rest"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/zombihq/zombi/catalog"
 )
 
 func TestColdSettings(t *testing.T) {
@@ -531,4 +533,27 @@ func TestServeCatalogDownAtStart(t *testing.T) {
 		t.Fatalf("%d attempts to connect:\n%s", n, c.log())
 	}
 	c.stop()
+}
+
+// The node id is made once and kept with the data directory;
+// ZOMBI_NODE_ID wins; a damaged file is an error, not a new identity.
+func TestNodeID(t *testing.T) {
+	dir := t.TempDir()
+	c := &config{DataDir: dir}
+	id, err := nodeID(c)
+	if err != nil || !catalog.ValidOwner(id) || len(id) != 16 {
+		t.Fatalf("first node id %q, %v", id, err)
+	}
+	if again, err := nodeID(c); err != nil || again != id {
+		t.Fatalf("node id after a restart: %q, %v; want %q", again, err, id)
+	}
+	if got, err := nodeID(&config{DataDir: dir, NodeID: "node-a"}); err != nil || got != "node-a" {
+		t.Fatalf("ZOMBI_NODE_ID: %q, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, nodeIDFile), []byte("bad id/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nodeID(c); err == nil {
+		t.Fatalf("a damaged node-id file gave %q, want an error", got)
+	}
 }

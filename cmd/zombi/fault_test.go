@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -376,7 +377,7 @@ func TestServeMinIOOutageUnderLoad(t *testing.T) {
 // conflict (the SQL catalog's "branch main has changed") and are retried
 // after a reload; one of them is killed with SIGKILL mid-flush and
 // restarted. At the end the table holds every acknowledged event of both
-// exactly once and the summary carries each one's watermark.
+// exactly once and the summary carries each one's watermark and node id.
 func TestServeTwoProcessesOneTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts subprocesses")
@@ -488,6 +489,15 @@ func TestServeTwoProcessesOneTable(t *testing.T) {
 			if summary[catalog.WatermarkPrefix+ps] != want || summary[catalog.HighWatermarkPrefix+ps] != want {
 				t.Fatalf("snapshot summary of partition %d: %q/%q, want %s",
 					p, summary[catalog.WatermarkPrefix+ps], summary[catalog.HighWatermarkPrefix+ps], want)
+			}
+			// Each partition is owned by the process that feeds it: the
+			// id in its data dir.
+			id, err := os.ReadFile(filepath.Join(dirs[p], nodeIDFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if owner := summary[catalog.OwnerPrefix+ps]; owner == "" || owner != strings.TrimSpace(string(id)) {
+				t.Fatalf("partition %d owned by %q, want process %d's node id %q", p, owner, p, id)
 			}
 		}
 	}

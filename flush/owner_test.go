@@ -1,0 +1,77 @@
+package flush
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/engine"
+)
+
+// Two servers with their own data directories share one catalog and one
+// table, each feeding partitions of its own: the supported way (README,
+// "One writer per partition"). Offsets are per server, so when one of
+// them also writes a partition the other one owns, its flush must not
+// take the other's watermark for its own: it would call its events
+// committed and delete them from its hot tier (which it did), and its
+// data files, named by partition and first offset, would overwrite the
+// other's committed ones. It is refused at the commit and at the reload,
+// keeps every event, and the table holds exactly what was committed.
+func TestTwoServersNeverTakeEachOthersPartitions(t *testing.T) {
+	ctx := context.Background()
+	catDir := t.TempDir()
+	shared := func(owner string) func(*catalog.Options) {
+		return func(o *catalog.Options) { o.DataDir, o.Owner = catDir, owner }
+	}
+	a := openEnvCatalog(t, t.TempDir(), Options{}, shared("node-a"))
+	b := openEnvCatalog(t, t.TempDir(), Options{}, shared("node-b"))
+	ts := func(i int) int64 { return baseTs + int64(i) }
+	// B loads the table while it is empty, so that its later flushes go
+	// by the cached watermarks to the commit, which checks them again.
+	if _, err := b.f.FlushTable(ctx, "events"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[evKey]event{}
+	appendN(t, a.e, "events", 0, 1000, ts, want)
+	if _, err := a.f.FlushTable(ctx, "events"); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, b.e, "events", 1, 500, ts, want)
+	if _, err := b.f.FlushTable(ctx, "events"); err != nil {
+		t.Fatalf("B's flush of its own partition: %v", err)
+	}
+	w, err := a.f.Watermarks(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w[0] != (catalog.Mark{Flushed: 1000, High: 1000, Owner: "node-a"}) || w[1] != (catalog.Mark{Flushed: 500, High: 500, Owner: "node-b"}) {
+		t.Fatalf("watermarks %+v", w)
+	}
+
+	appendN(t, b.e, "events", 0, 1200, ts, map[evKey]event{}) // A's partition
+	for _, path := range []string{"commit", "reload"} {
+		if _, err := b.f.FlushTable(ctx, "events"); !errors.Is(err, catalog.ErrForeignOwner) {
+			t.Fatalf("flush (%s) into a partition another server writes: %v, want ErrForeignOwner", path, err)
+		}
+	}
+	if pi := b.e.Partitions("events")[0]; pi.Flushed != 0 || pi.High != 1200 {
+		t.Fatalf("the refused partition: %+v, want nothing marked flushed", pi)
+	}
+	n := 0
+	if err := b.e.Scan("events", 0, 1, 1200, func(*engine.Event) error { n++; return nil }); err != nil || n != 1200 {
+		t.Fatalf("the refused server holds %d events (%v), want all 1200", n, err)
+	}
+	tbl, err := a.f.Table(ctx, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanTable(t, tbl, want)
+
+	// The owner's flushes go on.
+	appendN(t, a.e, "events", 0, 10, ts, want)
+	if _, err := a.f.FlushTable(ctx, "events"); err != nil {
+		t.Fatal(err)
+	}
+	scanTable(t, tbl, want)
+}
