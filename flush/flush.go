@@ -335,15 +335,17 @@ func (f *Flusher) loop() {
 			}
 			seal := now.Sub(ts.lastSeal) >= f.opts.Interval
 			_, err := f.flushLocked(f.ctx, ts, seal)
+			var stuck *StuckError
 			switch {
 			case err == nil && ts.gapLogged != "":
-				f.opts.Logger.Info("flush no longer stopped at a gap", "table", name)
+				f.opts.Logger.Info("flush no longer stops at a partition", "table", name)
 				ts.gapLogged = ""
-			case errors.Is(err, ErrGap):
-				// Only the partitions at a gap are stopped; the others
-				// were flushed, and go on at every poll, without backoff.
+			case errors.As(err, &stuck):
+				// Only the partitions at a gap (or owned by another
+				// server) are stopped; the others were flushed, and go
+				// on at every poll, without backoff.
 				if msg := err.Error(); msg != ts.gapLogged {
-					f.opts.Logger.Error("flush stopped at a gap: offsets missing from the hot tier", "table", name, "err", err)
+					f.opts.Logger.Error("flush stopped at a partition", "table", name, "err", err)
 					ts.gapLogged = msg
 				}
 			case err != nil && f.ctx.Err() == nil:
@@ -531,15 +533,28 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 	return res, err
 }
 
-// stuckError joins the gap errors of the stopped partitions, in partition
-// order; nil when there is none.
+// StuckError is the error of a flush that committed what it could but
+// left partitions stopped: at a gap (ErrGap), or owned by another server
+// (catalog.ErrForeignOwner). It wraps their errors, in partition order.
+type StuckError struct {
+	Errs []error
+}
+
+func (e *StuckError) Error() string   { return errors.Join(e.Errs...).Error() }
+func (e *StuckError) Unwrap() []error { return e.Errs }
+
+// stuckError returns the StuckError of the stopped partitions; nil when
+// there is none.
 func stuckError(stuck map[uint32]error) error {
+	if len(stuck) == 0 {
+		return nil
+	}
 	ps := slices.Sorted(maps.Keys(stuck))
 	errs := make([]error, len(ps))
 	for i, p := range ps {
 		errs[i] = stuck[p]
 	}
-	return errors.Join(errs...)
+	return &StuckError{Errs: errs}
 }
 
 // ErrNoGap is returned by SkipGap for a partition that is not stopped at a
@@ -626,12 +641,10 @@ func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
 	}
 	for _, pi := range f.e.Partitions(ts.name) {
 		m, ok := w[pi.Partition]
-		if err := m.ForeignTo(f.cat.Owner(), ts.name, pi.Partition); err != nil {
-			// Another server's offsets: catching up to them would mark
-			// ours committed and let the engine delete them.
-			return err
-		}
-		if !ok || m.Flushed <= pi.Flushed {
+		if !ok || m.Flushed <= pi.Flushed || m.ForeignTo(f.cat.Owner(), ts.name, pi.Partition) != nil {
+			// Another server's offsets are no watermark of ours:
+			// catching up to them would mark ours committed and let
+			// the engine delete them. The round stops that partition.
 			continue
 		}
 		if m.Flushed > pi.High {
@@ -708,6 +721,10 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 			return 0, err
 		}
 		if ts.stuck[pi.Partition] != nil {
+			continue
+		}
+		if err := ts.committed[pi.Partition].ForeignTo(f.cat.Owner(), ts.name, pi.Partition); err != nil {
+			ts.stuck[pi.Partition] = err
 			continue
 		}
 		from := ts.committed[pi.Partition].Flushed + 1
@@ -878,7 +895,7 @@ type Stats struct {
 	CommitErrors int64 // commits that failed after their retries
 	GapErrors    int64 // partitions found stopped at a gap, once per flush
 	// StuckPartitions counts the partitions that the last flush of their
-	// table found stopped at a gap.
+	// table found stopped: at a gap, or owned by another server.
 	StuckPartitions int64
 	HotBytes        int64
 	HotMaxBytes     int64

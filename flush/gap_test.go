@@ -179,7 +179,7 @@ func TestGapDoesNotHoldBackTheBackgroundLoop(t *testing.T) {
 		waitFor(2000 + 100*uint64(round))
 	}
 	out := logs.String()
-	if n := strings.Count(out, "flush stopped at a gap"); n != 1 {
+	if n := strings.Count(out, "flush stopped at a partition"); n != 1 {
 		t.Fatalf("the gap was logged %d times, want once:\n%s", n, out)
 	}
 	if strings.Contains(out, "flush failed") {

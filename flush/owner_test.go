@@ -17,7 +17,8 @@ import (
 // committed and delete them from its hot tier (which it did), and its
 // data files, named by partition and first offset, would overwrite the
 // other's committed ones. It is refused at the commit and at the reload,
-// keeps every event, and the table holds exactly what was committed.
+// keeps every event, and only that partition stops; the table holds
+// exactly what was committed.
 func TestTwoServersNeverTakeEachOthersPartitions(t *testing.T) {
 	ctx := context.Background()
 	catDir := t.TempDir()
@@ -54,6 +55,16 @@ func TestTwoServersNeverTakeEachOthersPartitions(t *testing.T) {
 		if _, err := b.f.FlushTable(ctx, "events"); !errors.Is(err, catalog.ErrForeignOwner) {
 			t.Fatalf("flush (%s) into a partition another server writes: %v, want ErrForeignOwner", path, err)
 		}
+	}
+	// Only that partition stops: B's own goes on, as at a gap.
+	appendN(t, b.e, "events", 1, 50, ts, want)
+	_, err = b.f.FlushTable(ctx, "events")
+	var stuck *StuckError
+	if !errors.As(err, &stuck) || !errors.Is(err, catalog.ErrForeignOwner) {
+		t.Fatalf("flush beside the foreign partition: %v, want a StuckError", err)
+	}
+	if w, _ := b.f.Watermarks(ctx, "events"); w[1].Flushed != 550 || w[0].Owner != "node-a" || w[0].Flushed != 1000 {
+		t.Fatalf("watermarks after B's own partition was flushed beside the foreign one: %+v", w)
 	}
 	if pi := b.e.Partitions("events")[0]; pi.Flushed != 0 || pi.High != 1200 {
 		t.Fatalf("the refused partition: %+v, want nothing marked flushed", pi)
