@@ -95,7 +95,8 @@ type Options struct {
 	Name string
 	// Namespace holds the event tables. Default "zombi".
 	Namespace string
-	// Owner names this server (ZOMBI_NODE_ID). A commit records it as
+	// Owner names this server: the identity of its data directory, whose
+	// offsets its watermarks count. A commit records it as
 	// the owner of the partitions it advances (Mark.Owner) and refuses a
 	// partition that another owner advanced (ErrForeignOwner): offsets
 	// are per server, so several servers may feed one table only with

@@ -34,7 +34,7 @@ func (m Mark) ForeignTo(owner, table string, p uint32) error {
 		return nil
 	}
 	return fmt.Errorf("%w: table %s partition %d is written by zombi node %q and this is node %q; "+
-		"give each node its own partitions or its own ZOMBI_CATALOG_NAMESPACE, and a node that replaces another the same ZOMBI_NODE_ID",
+		"its offsets are not ours (a new data directory starts again from 1): give each node its own partitions, or its own ZOMBI_CATALOG_NAMESPACE",
 		ErrForeignOwner, table, p, m.Owner, owner)
 }
 

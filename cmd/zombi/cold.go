@@ -274,24 +274,22 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// nodeIDFile holds the server's name in a data directory, when
-// ZOMBI_NODE_ID does not give one.
+// nodeIDFile holds the identity of a data directory.
 const nodeIDFile = "node-id"
 
-// nodeID returns this server's name in what it commits to Iceberg:
-// ZOMBI_NODE_ID, else the one kept in <data-dir>/node-id, made (16
-// random hex digits, written to a temporary file, synced and renamed
-// into place) on the first start. It stays with the data directory,
-// whose offsets the server's watermarks count.
+// nodeID returns this server's name in what it commits to Iceberg: the
+// identity of its data directory, kept in <data-dir>/node-id and made (16
+// random hex digits, written to a temporary file, synced and renamed into
+// place) on the first start. It is not a setting on purpose: the
+// watermarks it owns count the offsets of this data directory, which a
+// new one (a replacement server, a wiped disk) starts again from 1, so a
+// new directory must never pass for an old one.
 func nodeID(c *config) (string, error) {
-	if c.NodeID != "" {
-		return c.NodeID, nil
-	}
 	path := filepath.Join(c.DataDir, nodeIDFile)
 	if b, err := os.ReadFile(path); err == nil {
 		id := strings.TrimSpace(string(b))
 		if !catalog.ValidOwner(id) {
-			return "", fmt.Errorf("%s: %q is not a node id (1 to 64 letters, digits, '.', '_' or '-'); fix it or set ZOMBI_NODE_ID", path, id)
+			return "", fmt.Errorf("%s: %q is not a node id (1 to 64 letters, digits, '.', '_' or '-'): restore it from a backup of this data directory", path, id)
 		}
 		return id, nil
 	} else if !errors.Is(err, os.ErrNotExist) {

@@ -535,8 +535,8 @@ func TestServeCatalogDownAtStart(t *testing.T) {
 	c.stop()
 }
 
-// The node id is made once and kept with the data directory;
-// ZOMBI_NODE_ID wins; a damaged file is an error, not a new identity.
+// The node id is made once and kept with the data directory; another
+// directory gets another; a damaged file is an error, not a new identity.
 func TestNodeID(t *testing.T) {
 	dir := t.TempDir()
 	c := &config{DataDir: dir}
@@ -547,8 +547,8 @@ func TestNodeID(t *testing.T) {
 	if again, err := nodeID(c); err != nil || again != id {
 		t.Fatalf("node id after a restart: %q, %v; want %q", again, err, id)
 	}
-	if got, err := nodeID(&config{DataDir: dir, NodeID: "node-a"}); err != nil || got != "node-a" {
-		t.Fatalf("ZOMBI_NODE_ID: %q, %v", got, err)
+	if other, err := nodeID(&config{DataDir: t.TempDir()}); err != nil || other == id {
+		t.Fatalf("node id of another data dir: %q, %v (first: %q)", other, err, id)
 	}
 	if err := os.WriteFile(filepath.Join(dir, nodeIDFile), []byte("bad id/\n"), 0o644); err != nil {
 		t.Fatal(err)

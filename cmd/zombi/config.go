@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zombihq/zombi/catalog"
 	"github.com/zombihq/zombi/engine"
 	"github.com/zombihq/zombi/httpd"
 )
@@ -22,7 +21,6 @@ type config struct {
 	Host              string
 	Port              int
 	DataDir           string
-	NodeID            string // "" until resolved: then from <DataDir>/node-id
 	MaxInflightWrites int
 	MaxInflightBytes  int64
 	MaxBodyBytes      int
@@ -78,13 +76,6 @@ var settings = []setting{
 			return errors.New("must not be empty")
 		}
 		c.DataDir = v
-		return nil
-	}},
-	{"node-id", "ZOMBI_NODE_ID", "", "name", "this server's name in the Iceberg snapshots it commits (default: a random one kept in <data-dir>/node-id); a server that replaces another takes its name", func(c *config, v string) error {
-		if v != "" && !catalog.ValidOwner(v) {
-			return errors.New("want 1 to 64 letters, digits, '.', '_' or '-'")
-		}
-		c.NodeID = v
 		return nil
 	}},
 	{"max-inflight-writes", "ZOMBI_MAX_INFLIGHT_WRITES", "10000", "int", "write requests served at once; more answer 503", func(c *config, v string) error {
