@@ -76,6 +76,9 @@ const (
 	// OwnerPrefix: zombi.owner.<p> names the server whose offsets the
 	// watermark of partition p counts (Options.Owner).
 	OwnerPrefix = "zombi.owner."
+	// CheckPrefix: zombi.check.<p> fingerprints the event at the
+	// watermark of partition p (Mark.Check).
+	CheckPrefix = "zombi.check."
 )
 
 // Options configures Open. A zero value means "use the default".

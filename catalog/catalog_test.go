@@ -199,14 +199,14 @@ func TestSnapshotWatermarksRejectsGarbage(t *testing.T) {
 	if err != nil || w[1] != (Mark{Flushed: 7, High: 9}) || len(w) != 1 {
 		t.Fatalf("%v %v", w, err)
 	}
-	w, err = summaryWatermarks(iceberg.Properties{"zombi.watermark.1": "7", "zombi.high_watermark.1": "9", "zombi.owner.1": "node-a"})
-	if err != nil || w[1] != (Mark{Flushed: 7, High: 9, Owner: "node-a"}) || len(w) != 1 {
-		t.Fatalf("with an owner: %v %v", w, err)
+	w, err = summaryWatermarks(iceberg.Properties{"zombi.watermark.1": "7", "zombi.high_watermark.1": "9", "zombi.owner.1": "node-a", "zombi.check.1": "00c0ffee"})
+	if err != nil || w[1] != (Mark{Flushed: 7, High: 9, Owner: "node-a", Check: "00c0ffee"}) || len(w) != 1 {
+		t.Fatalf("with an owner and a check: %v %v", w, err)
 	}
 	if _, err := summaryWatermarks(iceberg.Properties{"zombi.owner.x": "node-a"}); err == nil {
 		t.Fatal("bad owner key accepted")
 	}
-	if p := summaryProps(w); p["zombi.owner.1"] != "node-a" || p["zombi.watermark.1"] != "7" {
+	if p := summaryProps(w); p["zombi.owner.1"] != "node-a" || p["zombi.watermark.1"] != "7" || p["zombi.check.1"] != "00c0ffee" {
 		t.Fatalf("summary props %v", p)
 	}
 	if err := w[1].ForeignTo("node-b", "events", 1); !errors.Is(err, ErrForeignOwner) {

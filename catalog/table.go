@@ -25,6 +25,10 @@ type Mark struct {
 	// Owner is the server that committed Flushed (zombi.owner.<p>,
 	// Options.Owner); "" when it named none.
 	Owner string
+	// Check fingerprints the event at offset Flushed (zombi.check.<p>,
+	// Range.Check), so that a server can tell its own history from
+	// another one numbered alike; "" when none was recorded.
+	Check string
 }
 
 // ForeignTo returns ErrForeignOwner, naming table and partition p, when m
@@ -53,6 +57,8 @@ type Range struct {
 	// operator chose to go on without them. The snapshot's summary says
 	// so (SkippedPrefix); the data files hold SkippedTo+1..To.
 	SkippedTo uint64
+	// Check fingerprints the event at To (Mark.Check).
+	Check string
 }
 
 // DataFile is a Parquet data file written by flush/, with the statistics
@@ -167,13 +173,18 @@ func summaryWatermarks(props iceberg.Properties) (Watermarks, error) {
 			ps = k[len(WatermarkPrefix):]
 		case strings.HasPrefix(k, HighWatermarkPrefix):
 			ps, high = k[len(HighWatermarkPrefix):], true
-		case strings.HasPrefix(k, OwnerPrefix):
-			p, err := strconv.ParseUint(k[len(OwnerPrefix):], 10, 32)
+		case strings.HasPrefix(k, OwnerPrefix), strings.HasPrefix(k, CheckPrefix):
+			owner := strings.HasPrefix(k, OwnerPrefix)
+			p, err := strconv.ParseUint(k[strings.LastIndexByte(k, '.')+1:], 10, 32)
 			if err != nil {
-				return nil, fmt.Errorf("bad owner key %q", k)
+				return nil, fmt.Errorf("bad watermark key %q", k)
 			}
 			m := w[uint32(p)]
-			m.Owner = v
+			if owner {
+				m.Owner = v
+			} else {
+				m.Check = v
+			}
 			w[uint32(p)] = m
 			continue
 		default:
@@ -208,6 +219,9 @@ func summaryProps(w Watermarks) iceberg.Properties {
 		props[HighWatermarkPrefix+ps] = strconv.FormatUint(m.High, 10)
 		if m.Owner != "" {
 			props[OwnerPrefix+ps] = m.Owner
+		}
+		if m.Check != "" {
+			props[CheckPrefix+ps] = m.Check
 		}
 	}
 	return props
@@ -329,7 +343,7 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 		return res, false, fmt.Errorf("%w: table %s: only some partitions of the commit are already committed", ErrConflict, t.name)
 	}
 	for _, r := range ranges {
-		w[r.Partition] = Mark{Flushed: r.To, High: max(r.High, r.To), Owner: cmp.Or(t.c.opts.Owner, w[r.Partition].Owner)}
+		w[r.Partition] = Mark{Flushed: r.To, High: max(r.High, r.To), Owner: cmp.Or(t.c.opts.Owner, w[r.Partition].Owner), Check: r.Check}
 	}
 	dfs, err := t.dataFilesLocked(files)
 	if err != nil {

@@ -33,6 +33,15 @@ const (
 	rowFixedBytes = 40
 )
 
+// check returns the eventCheck of the event r holds.
+func (r *row) check() string {
+	var key []byte
+	if r.IdempotencyKey != nil {
+		key = []byte(*r.IdempotencyKey)
+	}
+	return eventCheck(uint64(r.Sequence), r.TimestampMs, key, r.Payload)
+}
+
 func (b *batch) reset() {
 	clear(b.rows) // drop references into large, separately allocated payloads
 	b.rows = b.rows[:0]

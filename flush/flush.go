@@ -36,9 +36,12 @@
 package flush
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -238,6 +241,10 @@ type tableState struct {
 	stuck     map[uint32]error
 	stuckN    atomic.Int32
 	gapLogged string
+	// diverged holds the partitions whose committed watermark does not
+	// count this hot tier's offsets (sameHistory), as found at the last
+	// reload of committed; the rounds stop them.
+	diverged map[uint32]error
 	// skip holds the gaps an operator chose to skip (SkipGap): the next
 	// commit of partition p records committed+1..skip[p] as skipped and
 	// goes on from skip[p]+1. In memory only.
@@ -534,8 +541,10 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 }
 
 // StuckError is the error of a flush that committed what it could but
-// left partitions stopped: at a gap (ErrGap), or owned by another server
-// (catalog.ErrForeignOwner). It wraps their errors, in partition order.
+// left partitions stopped: at a gap (ErrGap), owned by another server
+// (catalog.ErrForeignOwner), or with a committed watermark that does not
+// count this hot tier's offsets (ErrDiverged). It wraps their errors, in
+// partition order.
 type StuckError struct {
 	Errs []error
 }
@@ -639,6 +648,7 @@ func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
 	if err != nil {
 		return err
 	}
+	diverged := map[uint32]error{}
 	for _, pi := range f.e.Partitions(ts.name) {
 		m, ok := w[pi.Partition]
 		if !ok || m.Flushed <= pi.Flushed || m.ForeignTo(f.cat.Owner(), ts.name, pi.Partition) != nil {
@@ -647,10 +657,9 @@ func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
 			// the engine delete them. The round stops that partition.
 			continue
 		}
-		if m.Flushed > pi.High {
-			f.stats.gapErrors.Add(1)
-			return fmt.Errorf("flush: table %s partition %d: committed watermark %d is beyond the hot tier's high watermark %d (was the data dir replaced?)",
-				ts.name, pi.Partition, m.Flushed, pi.High)
+		if err := f.sameHistory(ts.name, pi, m); err != nil {
+			diverged[pi.Partition] = err
+			continue
 		}
 		f.opts.Logger.Info("catching up the flushed watermark with the table", "table", ts.name,
 			"partition", pi.Partition, "engine", pi.Flushed, "committed", m.Flushed)
@@ -658,9 +667,61 @@ func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
 			return fmt.Errorf("flush: table %s partition %d: %w", ts.name, pi.Partition, err)
 		}
 	}
-	ts.committed = w
+	ts.committed, ts.diverged = w, diverged
 	return nil
 }
+
+// ErrDiverged says that a partition's committed watermark does not count
+// this hot tier's offsets, though this server committed it: the data
+// directory was replaced or restored from a backup older than the
+// commit, and its offsets were handed out again to other events.
+var ErrDiverged = errors.New("flush: the hot tier's offsets are not the ones the table committed")
+
+// sameHistory checks, before the engine's flushed watermark is moved up
+// to the committed mark m (the crash between a commit and MarkFlushed),
+// that m counts this hot tier's offsets: the hot tier reaches m, and the
+// event it holds there is the one committed (m.Check, when recorded).
+// Otherwise catching up would mark other events committed and let the
+// engine delete them, and the flushes after it would drop the rest.
+func (f *Flusher) sameHistory(table string, pi engine.PartitionInfo, m catalog.Mark) error {
+	const why = "was the data dir replaced, or restored from a backup older than the commit? Its offsets from there on " +
+		"are other events; give it its own ZOMBI_CATALOG_NAMESPACE"
+	if m.Flushed > pi.High {
+		return fmt.Errorf("%w: table %s partition %d: committed watermark %d is beyond the hot tier's high watermark %d (%s)",
+			ErrDiverged, table, pi.Partition, m.Flushed, pi.High, why)
+	}
+	if m.Check == "" {
+		return nil // committed before checks were recorded
+	}
+	got := ""
+	err := f.e.Scan(table, pi.Partition, m.Flushed, m.Flushed, func(ev *engine.Event) error {
+		got = eventCheck(ev.Offset, ev.TimestampMs, ev.Key, ev.Payload)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("flush: table %s partition %d: read offset %d to check it against the table: %w", table, pi.Partition, m.Flushed, err)
+	}
+	if got != m.Check {
+		return fmt.Errorf("%w: table %s partition %d: the event at offset %d is not the one committed (%s)",
+			ErrDiverged, table, pi.Partition, m.Flushed, why)
+	}
+	return nil
+}
+
+// eventCheck fingerprints an event for catalog.Mark.Check: the CRC-32C
+// of its offset, timestamp, key and payload.
+func eventCheck(offset uint64, ts int64, key, payload []byte) string {
+	var hdr [20]byte
+	binary.LittleEndian.PutUint64(hdr[0:], offset)
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(ts))
+	binary.LittleEndian.PutUint32(hdr[16:], uint32(len(key)))
+	c := crc32.Update(0, castagnoli, hdr[:])
+	c = crc32.Update(c, castagnoli, key)
+	c = crc32.Update(c, castagnoli, payload)
+	return fmt.Sprintf("%08x", c)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // sealAll seals the active segment of every partition that holds
 // records not yet sealed.
@@ -723,7 +784,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		if ts.stuck[pi.Partition] != nil {
 			continue
 		}
-		if err := ts.committed[pi.Partition].ForeignTo(f.cat.Owner(), ts.name, pi.Partition); err != nil {
+		if err := cmp.Or(ts.diverged[pi.Partition], ts.committed[pi.Partition].ForeignTo(f.cat.Owner(), ts.name, pi.Partition)); err != nil {
 			ts.stuck[pi.Partition] = err
 			continue
 		}
@@ -746,6 +807,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		// start at one stops the partition, and only it.
 		pr := PartitionResult{Partition: pi.Partition, From: from, To: start - 1}
 		pw := &partWriter{f: f, ctx: ctx, pw: enc, base: ts.tbl.Location(), p: pi.Partition, from: start, up: &up}
+		var check string // of the range's last event
 		for next, partRaw := start, int64(0); next <= end && partRaw < f.opts.RoundBytes; {
 			b := &ts.batch
 			b.reset()
@@ -754,6 +816,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 				break // commit what precedes the gap; the next round stops at it
 			}
 			if err == nil {
+				check = b.rows[len(b.rows)-1].check() // before add, which may reorder
 				err = pw.add(b.rows)
 			}
 			if err != nil {
@@ -779,7 +842,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		}
 		pr.Files = len(pw.files)
 		files = append(files, pw.files...)
-		rg := catalog.Range{Partition: pi.Partition, From: from, To: pr.To, High: pi.High}
+		rg := catalog.Range{Partition: pi.Partition, From: from, To: pr.To, High: pi.High, Check: check}
 		if start > from {
 			rg.SkippedTo, pr.SkippedTo = start-1, start-1
 		}
@@ -895,7 +958,7 @@ type Stats struct {
 	CommitErrors int64 // commits that failed after their retries
 	GapErrors    int64 // partitions found stopped at a gap, once per flush
 	// StuckPartitions counts the partitions that the last flush of their
-	// table found stopped: at a gap, or owned by another server.
+	// table found stopped (StuckError).
 	StuckPartitions int64
 	HotBytes        int64
 	HotMaxBytes     int64

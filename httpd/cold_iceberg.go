@@ -343,7 +343,7 @@ func (c *IcebergTier) WritePrometheus(w io.Writer) {
 		{"zombi_iceberg_commit_errors_total", "counter", "Iceberg commits that failed after their retries", st.CommitErrors},
 		{"zombi_s3_errors_total", "counter", "Failed data-file writes to the object store (each retried)", st.UploadErrors},
 		{"zombi_flush_gap_errors_total", "counter", "Flushes stopped by a gap between the committed and the hot-tier offsets", st.GapErrors},
-		{"zombi_flush_partitions_stuck", "gauge", "Partitions whose flush is stopped: at offsets lost from the hot tier (POST /tables/{t}/skip-gap), or owned by another server", st.StuckPartitions},
+		{"zombi_flush_partitions_stuck", "gauge", "Partitions whose flush is stopped: at offsets lost from the hot tier (POST /tables/{t}/skip-gap), owned by another server, or whose committed offsets are not this hot tier's", st.StuckPartitions},
 		{"zombi_hot_tier_bytes", "gauge", "Hot-tier bytes as seen by the flusher's budget check", st.HotBytes},
 		{"zombi_hot_tier_max_bytes", "gauge", "Hot-tier budget (ZOMBI_HOT_MAX_GB); 0: none", st.HotMaxBytes},
 		{"zombi_hot_tier_over_budget", "gauge", "1 while writes are refused because the hot tier is over its budget", b2i(f.OverBudget())},
