@@ -594,6 +594,11 @@ func (f *Flusher) SkipGap(ctx context.Context, table string, p uint32) (GapSkip,
 	if err := f.prepareLocked(ctx, ts); err != nil {
 		return GapSkip{}, err
 	}
+	// A partition whose committed offsets are not this hot tier's has no
+	// gap to skip: skipping would commit our events under them.
+	if err := cmp.Or(ts.diverged[p], ts.committed[p].ForeignTo(f.cat.Owner(), table, p)); err != nil {
+		return GapSkip{}, err
+	}
 	from := ts.committed[p].Flushed + 1
 	segs, err := f.e.Segments(table, p)
 	if err != nil {

@@ -58,6 +58,9 @@ func TestTwoServersNeverTakeEachOthersPartitions(t *testing.T) {
 			t.Fatalf("flush (%s) into a partition another server writes: %v, want ErrForeignOwner", path, err)
 		}
 	}
+	if _, err := b.f.SkipGap(ctx, "events", 0); !errors.Is(err, catalog.ErrForeignOwner) {
+		t.Fatalf("skip-gap of a partition another server writes: %v, want ErrForeignOwner", err)
+	}
 	// Only that partition stops: B's own goes on, as at a gap.
 	appendN(t, b.e, "events", 1, 50, ts, want)
 	_, err = b.f.FlushTable(ctx, "events")
@@ -131,6 +134,9 @@ func TestRestoredDataDirKeepsItsNewEvents(t *testing.T) {
 	n := 0
 	if err := v.e.Scan("events", 0, 1, 700, func(*engine.Event) error { n++; return nil }); err != nil || n != 700 {
 		t.Fatalf("the restored hot tier holds %d events (%v), want all 700", n, err)
+	}
+	if _, err := v.f.SkipGap(ctx, "events", 0); !errors.Is(err, ErrDiverged) {
+		t.Fatalf("skip-gap of the restored partition: %v, want ErrDiverged", err)
 	}
 	tbl, err := v.f.Table(ctx, "events")
 	if err != nil {
