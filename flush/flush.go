@@ -878,7 +878,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 	}
 	crashPoint("committed")
 	for _, r := range ranges {
-		ts.committed[r.Partition] = catalog.Mark{Flushed: r.To, High: max(r.High, r.To)}
+		ts.committed[r.Partition] = catalog.Mark{Flushed: r.To, High: max(r.High, r.To), Owner: f.cat.Owner(), Check: r.Check}
 		if r.SkippedTo != 0 {
 			delete(ts.skip, r.Partition)
 			f.opts.Logger.Warn("committed the skip of offsets missing from the hot tier", "table", ts.name,
