@@ -166,43 +166,36 @@ func SnapshotWatermarks(s *table.Snapshot) (Watermarks, error) {
 func summaryWatermarks(props iceberg.Properties) (Watermarks, error) {
 	w := Watermarks{}
 	for k, v := range props {
-		var high bool
-		var ps string
-		switch {
-		case strings.HasPrefix(k, WatermarkPrefix):
-			ps = k[len(WatermarkPrefix):]
-		case strings.HasPrefix(k, HighWatermarkPrefix):
-			ps, high = k[len(HighWatermarkPrefix):], true
-		case strings.HasPrefix(k, OwnerPrefix), strings.HasPrefix(k, CheckPrefix):
-			owner := strings.HasPrefix(k, OwnerPrefix)
-			p, err := strconv.ParseUint(k[strings.LastIndexByte(k, '.')+1:], 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("bad watermark key %q", k)
+		var prefix string
+		for _, pre := range [...]string{WatermarkPrefix, HighWatermarkPrefix, OwnerPrefix, CheckPrefix} {
+			if strings.HasPrefix(k, pre) {
+				prefix = pre
+				break
 			}
-			m := w[uint32(p)]
-			if owner {
-				m.Owner = v
-			} else {
-				m.Check = v
-			}
-			w[uint32(p)] = m
-			continue
-		default:
+		}
+		if prefix == "" {
 			continue
 		}
-		p, err := strconv.ParseUint(ps, 10, 32)
+		p, err := strconv.ParseUint(k[len(prefix):], 10, 32)
 		if err != nil {
 			return nil, fmt.Errorf("bad watermark key %q", k)
 		}
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("bad watermark %s=%q", k, v)
-		}
 		m := w[uint32(p)]
-		if high {
-			m.High = n
-		} else {
-			m.Flushed = n
+		switch prefix {
+		case OwnerPrefix:
+			m.Owner = v
+		case CheckPrefix:
+			m.Check = v
+		default:
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("bad watermark %s=%q", k, v)
+			}
+			if prefix == HighWatermarkPrefix {
+				m.High = n
+			} else {
+				m.Flushed = n
+			}
 		}
 		w[uint32(p)] = m
 	}

@@ -37,7 +37,7 @@ var ErrInvalidGroup = errors.New("engine: invalid consumer group")
 
 func (c *consumerStore) load(fsys vfs.FS, path string) error {
 	c.fs, c.path, c.m = fsys, path, make(map[consumerKey]uint64)
-	b, err := readFile(fsys, path)
+	b, err := vfs.ReadFile(fsys, path)
 	if isNotExist(err) {
 		return nil
 	}
@@ -100,7 +100,7 @@ func (c *consumerStore) saveLocked() error {
 		b = binary.LittleEndian.AppendUint32(b, k.partition)
 		b = binary.LittleEndian.AppendUint64(b, c.m[k])
 	}
-	return writeAtomic(c.fs, c.path, sealCheckpoint(b))
+	return vfs.WriteAtomic(c.fs, c.path, sealCheckpoint(b))
 }
 
 // CommitOffset durably records that group has consumed (table, partition)

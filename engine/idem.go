@@ -99,12 +99,12 @@ func (t *idemTable) saveBelow(fsys vfs.FS, dir string, low uint64, now int64) er
 		n++
 	}
 	binary.LittleEndian.PutUint32(b[4:], n)
-	return writeAtomic(fsys, filepath.Join(dir, "idem"), sealCheckpoint(b))
+	return vfs.WriteAtomic(fsys, filepath.Join(dir, "idem"), sealCheckpoint(b))
 }
 
 // loadIdemFile adds the keys of the partition's idem file, if any.
 func (t *idemTable) load(fsys vfs.FS, dir string, now int64) error {
-	b, err := readFile(fsys, filepath.Join(dir, "idem"))
+	b, err := vfs.ReadFile(fsys, filepath.Join(dir, "idem"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

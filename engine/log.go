@@ -131,7 +131,7 @@ func (l *plog) stateLocked() partState {
 // held; it orders the writes, so the last one written carries the newest
 // values (each writer takes its snapshot under l.mu after taking stateMu).
 func (l *plog) writeState(st partState) error {
-	return writeAtomic(l.e.fs, filepath.Join(l.dir, "state"), st.marshal())
+	return vfs.WriteAtomic(l.e.fs, filepath.Join(l.dir, "state"), st.marshal())
 }
 
 // fail makes err sticky: the log takes no more writes.
@@ -419,12 +419,7 @@ func (sg *seg) closeLocked() {
 
 func (sg *seg) removeFiles(e *Engine) {
 	if sg.corrupt {
-		dst := sg.path + ".corrupt"
-		if err := e.fs.Rename(sg.path, dst); err != nil {
-			e.opts.Logger.Error("quarantine segment", "path", sg.path, "err", err)
-		}
-		e.fs.Remove(idxPath(sg.path))
-		e.fs.SyncDir(filepath.Dir(sg.path))
+		e.setAside(sg.path, e.opts.Logger)
 		return
 	}
 	if err := e.fs.Remove(sg.path); err != nil && !isNotExist(err) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zombihq/zombi/index"
 	"github.com/zombihq/zombi/segment"
+	"github.com/zombihq/zombi/vfs"
 )
 
 // openLog recovers a partition log from its directory.
@@ -130,7 +131,7 @@ func (l *plog) recoverSeg(path string, isLast bool, log interface {
 
 	// Fast path: a sealed segment with a valid index file; only the
 	// header is read.
-	if b, err := readFile(e.fs, idxPath(path)); err == nil {
+	if b, err := vfs.ReadFile(e.fs, idxPath(path)); err == nil {
 		var idx index.Index
 		if _, err := idx.Unmarshal(b); err == nil && idx.Base == base {
 			h, err := segment.ReadHeader(e.fs, path)
@@ -208,14 +209,21 @@ func (l *plog) recoverSeg(path string, isLast bool, log interface {
 func (l *plog) quarantine(path string, cause error, log interface {
 	Error(string, ...any)
 }) {
-	dst := path + ".corrupt"
-	log.Error("segment corrupt: quarantined, its records are not served", "path", path, "moved_to", dst, "err", cause)
-	if err := l.e.fs.Rename(path, dst); err != nil {
+	log.Error("segment corrupt: quarantined, its records are not served", "path", path, "moved_to", path+".corrupt", "err", cause)
+	l.e.setAside(path, log)
+	l.e.quarantined.Add(1)
+}
+
+// setAside renames a corrupt segment's file to path.corrupt (kept for
+// inspection, never served) and removes its index.
+func (e *Engine) setAside(path string, log interface {
+	Error(string, ...any)
+}) {
+	if err := e.fs.Rename(path, path+".corrupt"); err != nil {
 		log.Error("quarantine segment", "path", path, "err", err)
 	}
-	l.e.fs.Remove(idxPath(path))
-	l.e.fs.SyncDir(l.dir)
-	l.e.quarantined.Add(1)
+	e.fs.Remove(idxPath(path))
+	e.fs.SyncDir(filepath.Dir(path))
 }
 
 // quarantineLive takes a sealed segment found corrupt while it was read
@@ -229,8 +237,7 @@ func (l *plog) quarantineLive(sg *seg, cause error) {
 		l.mu.Unlock()
 		return // gone already, or not final
 	}
-	segs := make([]*seg, 0, len(l.segs)-1) // a new slice: views may hold the old one
-	l.segs = append(append(segs, l.segs[:i]...), l.segs[i+1:]...)
+	l.segs = slices.Concat(l.segs[:i], l.segs[i+1:]) // a new slice, as collect makes
 	l.mu.Unlock()
 	l.e.opts.Logger.Error("segment corrupt: quarantined, its records are not served", "table", l.table.name,
 		"partition", l.part, "path", sg.path, "moved_to", sg.path+".corrupt", "err", cause)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,48 +19,6 @@ import (
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 var errBadCheckpoint = errors.New("engine: damaged checkpoint file")
-
-// writeAtomic replaces path with data durably.
-func writeAtomic(fsys vfs.FS, path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := fsys.Rename(tmp, path); err != nil {
-		return err
-	}
-	return fsys.SyncDir(filepath.Dir(path))
-}
-
-// readFile reads a whole file; os.ErrNotExist passes through.
-func readFile(fsys vfs.FS, path string) ([]byte, error) {
-	f, err := fsys.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
-		return nil, err
-	}
-	return b, nil
-}
 
 // seal appends the CRC; unseal checks magic and CRC and returns the body.
 func sealCheckpoint(b []byte) []byte {
@@ -132,7 +89,7 @@ func readBootID() string {
 
 func loadPartState(fsys vfs.FS, dir string) (partState, bool, error) {
 	var st partState
-	b, err := readFile(fsys, filepath.Join(dir, "state"))
+	b, err := vfs.ReadFile(fsys, filepath.Join(dir, "state"))
 	if errors.Is(err, os.ErrNotExist) {
 		return st, false, nil
 	}

@@ -233,11 +233,11 @@ type tableState struct {
 	// lastErr is the last flush's error (nil after a success); read
 	// without ts.mu by LastError.
 	lastErr atomic.Pointer[error]
-	// stuck holds the partitions stopped at a gap in the flush in
-	// progress (its later rounds pass them by); stuckN counts those of
-	// the last flush, for Stats; gapLogged is the gap error the
-	// background loop logged last, so that a gap is logged once, not at
-	// every poll.
+	// stuck holds the partitions stopped in the flush in progress (at a
+	// gap, or not ours: notOursLocked), which its later rounds pass by;
+	// stuckN counts those of the last flush, for Stats; gapLogged is the
+	// StuckError the background loop logged last, so that it is logged
+	// once, not at every poll.
 	stuck     map[uint32]error
 	stuckN    atomic.Int32
 	gapLogged string
@@ -596,7 +596,7 @@ func (f *Flusher) SkipGap(ctx context.Context, table string, p uint32) (GapSkip,
 	}
 	// A partition whose committed offsets are not this hot tier's has no
 	// gap to skip: skipping would commit our events under them.
-	if err := cmp.Or(ts.diverged[p], ts.committed[p].ForeignTo(f.cat.Owner(), table, p)); err != nil {
+	if err := f.notOursLocked(ts, p); err != nil {
 		return GapSkip{}, err
 	}
 	from := ts.committed[p].Flushed + 1
@@ -674,6 +674,15 @@ func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
 	}
 	ts.committed, ts.diverged = w, diverged
 	return nil
+}
+
+// notOursLocked says why partition p's committed watermark does not
+// count this hot tier's offsets (another server owns it, or it diverged
+// from this hot tier: sameHistory), or nil when it does.
+//
+// ts.mu should be held, and ts.committed loaded.
+func (f *Flusher) notOursLocked(ts *tableState, p uint32) error {
+	return cmp.Or(ts.diverged[p], ts.committed[p].ForeignTo(f.cat.Owner(), ts.name, p))
 }
 
 // ErrDiverged says that a partition's committed watermark does not count
@@ -789,7 +798,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		if ts.stuck[pi.Partition] != nil {
 			continue
 		}
-		if err := cmp.Or(ts.diverged[pi.Partition], ts.committed[pi.Partition].ForeignTo(f.cat.Owner(), ts.name, pi.Partition)); err != nil {
+		if err := f.notOursLocked(ts, pi.Partition); err != nil {
 			ts.stuck[pi.Partition] = err
 			continue
 		}

@@ -279,11 +279,11 @@ const nodeIDFile = "node-id"
 
 // nodeID returns this server's name in what it commits to Iceberg: the
 // identity of its data directory, kept in <data-dir>/node-id and made (16
-// random hex digits, written to a temporary file, synced and renamed into
-// place) on the first start. It is not a setting on purpose: the
-// watermarks it owns count the offsets of this data directory, which a
-// new one (a replacement server, a wiped disk) starts again from 1, so a
-// new directory must never pass for an old one.
+// random hex digits, written with vfs.WriteAtomic) on the first start. It
+// is not a setting on purpose: the watermarks it owns count the offsets
+// of this data directory, which a new one (a replacement server, a wiped
+// disk) numbers from 1 again, so a new directory must never pass for an
+// old one.
 func nodeID(c *config) (string, error) {
 	path := filepath.Join(c.DataDir, nodeIDFile)
 	if b, err := os.ReadFile(path); err == nil {
@@ -296,26 +296,7 @@ func nodeID(c *config) (string, error) {
 		return "", fmt.Errorf("read node id: %w", err)
 	}
 	id := fmt.Sprintf("%016x", rand.Uint64())
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("write node id: %w", err)
-	}
-	_, err = f.WriteString(id + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = vfs.Default.SyncDir(c.DataDir)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := vfs.WriteAtomic(vfs.Default, path, []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("write node id: %w", err)
 	}
 	return id, nil
