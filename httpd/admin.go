@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd/param"
 )
 
 // coldTimeout bounds a flush, compaction or maintenance started over HTTP.
@@ -146,7 +147,7 @@ func (s *Server) stats(ctx *fasthttp.RequestCtx) {
 // watermark serves GET /tables/{t}/watermark:
 // {"topic":t,"partitions":{"0":{"watermark":flushed,"high_watermark":last}}}.
 func (s *Server) watermark(ctx *fasthttp.RequestCtx, tname []byte) {
-	if !validTable(tname) {
+	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}
@@ -172,7 +173,7 @@ func (s *Server) watermark(ctx *fasthttp.RequestCtx, tname []byte) {
 
 // metadata serves GET /tables/{t}/metadata.
 func (s *Server) metadata(ctx *fasthttp.RequestCtx, tname []byte) {
-	if !validTable(tname) {
+	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}
@@ -214,7 +215,7 @@ func (s *Server) flush(ctx *fasthttp.RequestCtx, tname []byte) {
 }
 
 func (s *Server) coldAction(ctx *fasthttp.RequestCtx, tname []byte, what string, do func(context.Context, string) (AdminResult, error)) {
-	if !validTable(tname) {
+	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}
@@ -376,7 +377,7 @@ func (s *Server) getOffset(ctx *fasthttp.RequestCtx, group []byte) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeBadRequest, "Missing query parameter `topic`")
 		return
 	}
-	if !validTable(topic) {
+	if !param.ValidTableName(topic) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}

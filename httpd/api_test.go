@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/zombihq/zombi/httpd/param"
 )
 
 func TestWriteAndReadJSON(t *testing.T) {
@@ -288,7 +290,7 @@ func TestArrowRead(t *testing.T) {
 		"text/html, application/vnd.apache.arrow.stream;q=0.9, */*;q=0.1",
 	} {
 		r := ts.get("/tables/a", "Accept: "+accept)
-		if r.status != 200 || r.header.Get("Content-Type") != mediaArrow {
+		if r.status != 200 || r.header.Get("Content-Type") != param.MediaArrow {
 			t.Fatalf("%s: %d %s %q", accept, r.status, r.header.Get("Content-Type"), r.body)
 		}
 		rd, err := ipc.NewReader(bytes.NewReader([]byte(r.body)))

@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/httpd/param"
 )
 
 // The read-only Iceberg REST catalog view under /v1 (the Iceberg REST
@@ -153,7 +154,7 @@ func (v *catalogView) listTables(ctx *fasthttp.RequestCtx, c context.Context) {
 }
 
 func (v *catalogView) loadTable(ctx *fasthttp.RequestCtx, c context.Context, name string) {
-	if !validTable([]byte(name)) {
+	if !param.ValidTableName([]byte(name)) {
 		icebergError(ctx, fasthttp.StatusNotFound, "NoSuchTableException", "Table does not exist: "+printable(name))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd/param"
 )
 
 const (
@@ -65,7 +66,7 @@ func (s *Server) skipGap(ctx *fasthttp.RequestCtx, tname []byte) {
 }
 
 func (s *Server) maintAction(ctx *fasthttp.RequestCtx, tname []byte, what string, cold bool, do func(context.Context, string) (AdminResult, error)) {
-	if !validTable(tname) {
+	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}

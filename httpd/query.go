@@ -1,232 +1,54 @@
 package httpd
 
 import (
-	"bytes"
-	"strconv"
-
 	"github.com/valyala/fasthttp"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd/param"
 )
 
-// Read limits of GET /tables/{t}.
-const (
-	defaultReadLimit = 100
-	// MaxReadLimit caps the limit parameter; larger values are lowered to it.
-	MaxReadLimit = 10_000
-)
+// The query string and the Accept header of a read are parsed by package
+// param (ParseReadQuery, Negotiate), which links only the standard library
+// so that its fuzz targets run fast.
 
-// field is one column of a read: the Iceberg schema's columns in order.
-type field uint8
+// MaxReadLimit caps the limit parameter of GET /tables/{t}; larger values
+// are lowered to it.
+const MaxReadLimit = param.MaxReadLimit
 
-const (
-	fieldSequence field = iota
-	fieldTopic
-	fieldPartition
-	fieldPayload
-	fieldTimestamp
-	fieldKey
-	numFields
-)
-
-var fieldNames = [numFields]string{"sequence", "topic", "partition", "payload", "timestamp_ms", "idempotency_key"}
-
-// fieldSet is a set of fields, bit i for field i.
-type fieldSet uint8
-
-const (
-	allFields fieldSet = 1<<numFields - 1
-	// jsonDefaultFields is what a JSON read returns without `fields`, as
-	// the original: payload and timestamp_ms.
-	jsonDefaultFields fieldSet = 1<<fieldPayload | 1<<fieldTimestamp
-)
-
-func (s fieldSet) has(f field) bool { return s&(1<<f) != 0 }
+// jsonDefaultFields is what a JSON read returns without `fields`, as the
+// original: payload and timestamp_ms.
+const jsonDefaultFields param.FieldSet = 1<<param.FieldPayload | 1<<param.FieldTimestamp
 
 // readQuery is the parsed query string of GET /tables/{t}.
 type readQuery struct {
 	q      engine.Query
-	fields fieldSet // 0 = not given: the format's default
+	fields param.FieldSet // 0 = not given: the format's default
 }
 
 // parseReadQuery parses the query string of GET /tables/{t}: partition,
-// offset, limit, since, fields. Unknown parameters are ignored, as the
-// original does.
+// offset, limit, since, fields (param.ParseReadQuery). Its error is a
+// *decodeError.
 func parseReadQuery(args *fasthttp.Args) (readQuery, error) {
-	rq := readQuery{q: engine.Query{Partition: engine.AllPartitions, Limit: defaultReadLimit}}
-	if v := args.Peek("partition"); v != nil {
-		n, err := strconv.ParseUint(string(v), 10, 32)
-		if err != nil {
-			return rq, invalidInput("Invalid query parameter `partition`: must be a non-negative integer")
+	p, err := param.ParseReadQuery(args)
+	if err != nil {
+		code := codeBadRequest
+		if pe, ok := err.(*param.Error); ok && pe.Kind == param.InvalidInput {
+			code = codeInvalidInput
 		}
-		rq.q.Partition = int64(n)
+		return readQuery{}, &decodeError{code: code, msg: err.Error()}
 	}
-	if v := args.Peek("offset"); v != nil {
-		n, err := strconv.ParseUint(string(v), 10, 64)
-		if err != nil {
-			return rq, badRequest("Invalid query parameter `offset`: must be a non-negative integer")
-		}
-		rq.q.Offset = n
+	rq := readQuery{
+		q: engine.Query{
+			Partition: p.Partition,
+			Offset:    p.Offset,
+			Limit:     p.Limit,
+			Since:     p.Since,
+			HasSince:  p.HasSince,
+		},
+		fields: p.Fields,
 	}
-	if v := args.Peek("limit"); v != nil {
-		n, err := strconv.ParseUint(string(v), 10, 64)
-		if err != nil {
-			return rq, badRequest("Invalid query parameter `limit`: must be a non-negative integer")
-		}
-		rq.q.Limit = int(min(n, MaxReadLimit))
-	}
-	if v := args.Peek("since"); v != nil {
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil {
-			return rq, badRequest("Invalid query parameter `since`: must be an integer (milliseconds)")
-		}
-		rq.q.Since, rq.q.HasSince = n, true
-	}
-	if v := args.Peek("fields"); v != nil {
-		fs, err := parseFields(v)
-		if err != nil {
-			return rq, err
-		}
-		rq.fields = fs
+	if p.Partition == param.AllPartitions {
+		rq.q.Partition = engine.AllPartitions
 	}
 	return rq, nil
-}
-
-// parseFields parses a CSV of field names; empty items are skipped and an
-// empty list means the default.
-func parseFields(v []byte) (fieldSet, error) {
-	var fs fieldSet
-	for len(v) > 0 {
-		item := v
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		item = bytes.TrimSpace(item)
-		if len(item) == 0 {
-			continue
-		}
-		found := false
-		for f, name := range fieldNames {
-			if string(item) == name {
-				fs |= 1 << f
-				found = true
-				break
-			}
-		}
-		if !found {
-			return 0, badRequest("Unknown field '%s'. Valid fields: sequence, topic, partition, payload, timestamp_ms, idempotency_key", item)
-		}
-	}
-	return fs, nil
-}
-
-// Media types a read can answer with.
-const (
-	mediaJSON  = "application/json"
-	mediaArrow = "application/vnd.apache.arrow.stream"
-)
-
-type format uint8
-
-const (
-	formatJSON format = iota
-	formatArrow
-	formatNone // nothing acceptable: 406
-)
-
-// negotiate picks the response format from an Accept header by q-value.
-// No header, */* and application/* prefer JSON; a tie between the two
-// explicit types goes to the one listed first.
-func negotiate(accept []byte) format {
-	if len(bytes.TrimSpace(accept)) == 0 {
-		return formatJSON
-	}
-	bestQ := [2]float64{-1, -1} // per format: the q of the most specific matching range
-	bestSpec := [2]int{-1, -1}  // its specificity: 0 */*, 1 type/*, 2 exact
-	first := [2]int{1 << 30, 1 << 30}
-	for i := 0; len(accept) > 0; i++ {
-		item := accept
-		if j := bytes.IndexByte(accept, ','); j >= 0 {
-			item, accept = accept[:j], accept[j+1:]
-		} else {
-			accept = nil
-		}
-		mt, q, ok := parseMediaRange(item)
-		if !ok {
-			continue
-		}
-		for f, name := range [2]string{mediaJSON, mediaArrow} {
-			spec := matchMedia(mt, name)
-			if spec < 0 {
-				continue
-			}
-			if spec > bestSpec[f] {
-				bestSpec[f], bestQ[f] = spec, q
-				if spec == 2 {
-					first[f] = i
-				}
-			}
-		}
-	}
-	jq, aq := bestQ[0], bestQ[1]
-	switch {
-	case jq <= 0 && aq <= 0:
-		return formatNone
-	case aq > jq:
-		return formatArrow
-	case jq > aq:
-		return formatJSON
-	case bestSpec[1] > bestSpec[0] || (bestSpec[1] == bestSpec[0] && first[1] < first[0]):
-		return formatArrow
-	}
-	return formatJSON
-}
-
-// parseMediaRange splits "type/subtype;param;q=0.5" into the lowercased
-// media type and its q-value (1 when absent).
-func parseMediaRange(item []byte) (mt []byte, q float64, ok bool) {
-	q = 1
-	params := item
-	if i := bytes.IndexByte(item, ';'); i >= 0 {
-		mt, params = item[:i], item[i+1:]
-	} else {
-		mt, params = item, nil
-	}
-	mt = bytes.TrimSpace(mt)
-	if len(mt) == 0 {
-		return nil, 0, false
-	}
-	for len(params) > 0 {
-		p := params
-		if i := bytes.IndexByte(params, ';'); i >= 0 {
-			p, params = params[:i], params[i+1:]
-		} else {
-			params = nil
-		}
-		p = bytes.TrimSpace(p)
-		if len(p) > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=' {
-			v, err := strconv.ParseFloat(string(p[2:]), 64)
-			if err != nil || v < 0 || v > 1 {
-				return nil, 0, false
-			}
-			q = v
-		}
-	}
-	return mt, q, true
-}
-
-// matchMedia returns how specifically the range mt matches name (2 exact,
-// 1 type/*, 0 */*), or -1.
-func matchMedia(mt []byte, name string) int {
-	switch {
-	case bytes.EqualFold(mt, []byte(name)):
-		return 2
-	case bytes.Equal(mt, []byte("*/*")):
-		return 0
-	case bytes.EqualFold(mt, []byte("application/*")):
-		return 1
-	}
-	return -1
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd/param"
 )
 
 // read serves GET /tables/{t}: a read of the hot tail.
@@ -20,14 +21,14 @@ import (
 // is capped at MaxReadLimit. An unknown table reads as empty.
 func (s *Server) read(ctx *fasthttp.RequestCtx, tname []byte) {
 	start := time.Now()
-	if !validTable(tname) {
+	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}
-	f := negotiate(ctx.Request.Header.Peek("Accept"))
-	if f == formatNone {
+	f := param.Negotiate(ctx.Request.Header.Peek("Accept"))
+	if f == param.FormatNone {
 		s.writeError(ctx, fasthttp.StatusNotAcceptable, codeNotAcceptable,
-			"None of the Accept types is available: use application/json or "+mediaArrow)
+			"None of the Accept types is available: use application/json or "+param.MediaArrow)
 		return
 	}
 	rq, err := parseReadQuery(ctx.QueryArgs())
@@ -51,10 +52,10 @@ func (s *Server) read(ctx *fasthttp.RequestCtx, tname []byte) {
 		s.engineError(ctx, err)
 		return
 	}
-	if f == formatArrow {
+	if f == param.FormatArrow {
 		fs := rq.fields
 		if fs == 0 {
-			fs = allFields
+			fs = param.AllFields
 		}
 		if err := writeArrow(ctx, table, events, fs); err != nil {
 			s.writeError(ctx, fasthttp.StatusInternalServerError, codeStorage, "Cannot encode Arrow IPC: "+err.Error())
@@ -74,7 +75,7 @@ func (s *Server) read(ctx *fasthttp.RequestCtx, tname []byte) {
 // appendReadJSON appends {"records":[…],"count":n,"has_more":bool}. Each
 // record has the selected fields in schema order; a payload that is not
 // valid UTF-8 is given as payload_base64.
-func appendReadJSON(b []byte, table string, events []engine.Event, more bool, fs fieldSet) []byte {
+func appendReadJSON(b []byte, table string, events []engine.Event, more bool, fs param.FieldSet) []byte {
 	b = append(b, `{"records":[`...)
 	for i := range events {
 		e := &events[i]
@@ -89,28 +90,28 @@ func appendReadJSON(b []byte, table string, events []engine.Event, more bool, fs
 			}
 			sep = true
 		}
-		if fs.has(fieldSequence) {
+		if fs.Has(param.FieldSequence) {
 			comma()
 			b = appendUintField(b, "sequence", e.Offset)
 		}
-		if fs.has(fieldTopic) {
+		if fs.Has(param.FieldTopic) {
 			comma()
 			b = append(b, `"topic":`...)
 			b = appendJSONString(b, table)
 		}
-		if fs.has(fieldPartition) {
+		if fs.Has(param.FieldPartition) {
 			comma()
 			b = appendUintField(b, "partition", uint64(e.Partition))
 		}
-		if fs.has(fieldPayload) {
+		if fs.Has(param.FieldPayload) {
 			comma()
 			b = appendPayloadField(b, e.Payload)
 		}
-		if fs.has(fieldTimestamp) {
+		if fs.Has(param.FieldTimestamp) {
 			comma()
 			b = appendIntField(b, "timestamp_ms", e.TimestampMs)
 		}
-		if fs.has(fieldKey) {
+		if fs.Has(param.FieldKey) {
 			comma()
 			b = append(b, `"idempotency_key":`...)
 			if e.Key == nil {
@@ -133,7 +134,7 @@ func appendReadJSON(b []byte, table string, events []engine.Event, more bool, fs
 
 // arrowFields are the Arrow columns, in schema order, matching the
 // Iceberg schema's types (sequence long, partition int, payload binary…).
-var arrowFields = [numFields]arrow.Field{
+var arrowFields = [param.NumFields]arrow.Field{
 	{Name: "sequence", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "topic", Type: arrow.BinaryTypes.String},
 	{Name: "partition", Type: arrow.PrimitiveTypes.Int32},
@@ -144,10 +145,10 @@ var arrowFields = [numFields]arrow.Field{
 
 // writeArrow answers with an Arrow IPC stream of one record batch (a
 // schema message only when there are no events).
-func writeArrow(ctx *fasthttp.RequestCtx, table string, events []engine.Event, fs fieldSet) error {
+func writeArrow(ctx *fasthttp.RequestCtx, table string, events []engine.Event, fs param.FieldSet) error {
 	var cols []arrow.Field
-	for f := range numFields {
-		if fs.has(field(f)) {
+	for f := range param.NumFields {
+		if fs.Has(f) {
 			cols = append(cols, arrowFields[f])
 		}
 	}
@@ -156,40 +157,40 @@ func writeArrow(ctx *fasthttp.RequestCtx, table string, events []engine.Event, f
 	rb := array.NewRecordBuilder(mem, schema)
 	defer rb.Release()
 	ci := 0
-	for f := range numFields {
-		if !fs.has(field(f)) {
+	for f := range param.NumFields {
+		if !fs.Has(f) {
 			continue
 		}
-		switch field(f) {
-		case fieldSequence:
+		switch f {
+		case param.FieldSequence:
 			bld := rb.Field(ci).(*array.Int64Builder)
 			bld.Reserve(len(events))
 			for i := range events {
 				bld.UnsafeAppend(int64(events[i].Offset))
 			}
-		case fieldTopic:
+		case param.FieldTopic:
 			bld := rb.Field(ci).(*array.StringBuilder)
 			for range events {
 				bld.Append(table)
 			}
-		case fieldPartition:
+		case param.FieldPartition:
 			bld := rb.Field(ci).(*array.Int32Builder)
 			bld.Reserve(len(events))
 			for i := range events {
 				bld.UnsafeAppend(int32(events[i].Partition))
 			}
-		case fieldPayload:
+		case param.FieldPayload:
 			bld := rb.Field(ci).(*array.BinaryBuilder)
 			for i := range events {
 				bld.Append(events[i].Payload)
 			}
-		case fieldTimestamp:
+		case param.FieldTimestamp:
 			bld := rb.Field(ci).(*array.Int64Builder)
 			bld.Reserve(len(events))
 			for i := range events {
 				bld.UnsafeAppend(events[i].TimestampMs)
 			}
-		case fieldKey:
+		case param.FieldKey:
 			bld := rb.Field(ci).(*array.StringBuilder)
 			for i := range events {
 				if events[i].Key == nil {
@@ -215,7 +216,7 @@ func writeArrow(ctx *fasthttp.RequestCtx, table string, events []engine.Event, f
 		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
-	ctx.SetContentType(mediaArrow)
+	ctx.SetContentType(param.MediaArrow)
 	ctx.SetBody(buf.Bytes())
 	return nil
 }

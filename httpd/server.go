@@ -53,6 +53,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd/param"
 )
 
 // Config configures a Server. A zero field means "use the default", except
@@ -183,7 +184,7 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("httpd: TLS needs both a certificate and a key file"))
 	}
-	if err := validateTokens(c.Tokens); err != nil {
+	if err := param.ValidateTokens(c.Tokens); err != nil {
 		errs = append(errs, fmt.Errorf("httpd: %w", err))
 	}
 	return errors.Join(errs...)
@@ -198,7 +199,7 @@ type Server struct {
 	met *serverMetrics
 	adm admission
 	// auth checks bearer tokens; nil when authentication is off.
-	auth *authenticator
+	auth *param.Authenticator
 	tls  bool
 	// wd keeps ReadTimeout, IdleTimeout and WriteTimeout (watchdog.go).
 	wd      *watchdog

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/httpd/param"
 	"github.com/zombihq/zombi/httpd/wire"
 )
 
@@ -178,7 +179,7 @@ func isProtobuf(ctx *fasthttp.RequestCtx) bool {
 // writeOne serves POST /tables/{t}.
 func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
 	start := ctx.Time() // fasthttp read the clock when it called the handler
-	if !validTable(tname) {
+	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}
@@ -232,7 +233,7 @@ func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
 // writeBulk serves POST /tables/{t}/bulk.
 func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
 	start := ctx.Time() // fasthttp read the clock when it called the handler
-	if !validTable(tname) {
+	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}
@@ -352,20 +353,3 @@ func (s *Server) decodeError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 const invalidTableMsg = "Invalid table name: must match ^[a-zA-Z][a-zA-Z0-9_-]{0,127}$"
-
-// validTable is engine.ValidTableName without converting to a string.
-func validTable(b []byte) bool {
-	if len(b) == 0 || len(b) > 128 {
-		return false
-	}
-	c := b[0]
-	if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-		return false
-	}
-	for _, c := range b[1:] {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
