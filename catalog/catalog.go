@@ -130,6 +130,11 @@ type Options struct {
 	// MinSnapshots is how many of the newest snapshots expiry always
 	// keeps, whatever their age (ZOMBI_SNAPSHOT_RETAIN_MIN). Default 10.
 	MinSnapshots int
+	// Columns are the typed columns of the tables that have them
+	// (ZOMBI_TABLE_SCHEMA), by table name: Table brings each table's
+	// schema in line with them (columns.go). Default none: every table
+	// has the event schema, payload as one binary column.
+	Columns map[string]TableColumns
 	// Logger receives retry reports. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -346,8 +351,10 @@ func (c *Catalog) Table(ctx context.Context, name string) (*Table, error) {
 	}
 	ident := icecat.ToIdentifier(c.opts.Namespace, name)
 	tbl, err := c.cat.LoadTable(ctx, ident)
+	created := false
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		tbl, err = c.createTable(ctx, ident)
+		created = err == nil
 		if errors.Is(err, icecat.ErrTableAlreadyExists) { // lost a race with another node
 			tbl, err = c.cat.LoadTable(ctx, ident)
 		}
@@ -356,6 +363,9 @@ func (c *Catalog) Table(ctx context.Context, name string) (*Table, error) {
 		return nil, fmt.Errorf("catalog: table %s: %w", name, err)
 	}
 	t := &Table{c: c, name: name, ident: ident, tbl: tbl}
+	if err := t.ensureColumnsLocked(ctx, created); err != nil {
+		return nil, err
+	}
 	c.tables[name] = t
 	return t, nil
 }

@@ -82,6 +82,16 @@ type DataFile struct {
 	NullKeys int64
 	// ColumnSizes are the compressed bytes per field ID; optional.
 	ColumnSizes map[int]int64
+	// Columns are the field IDs of the file's columns; nil means the
+	// event schema's, 1..8.
+	Columns []int
+	// Nulls counts the null values of the columns other than
+	// idempotency_key (NullKeys), by field ID; absent means none.
+	Nulls map[int]int64
+	// Bounds are the lower and upper bounds of typed columns, by field
+	// ID, where flush knows them (the event columns' come from the fields
+	// above).
+	Bounds map[int][2]iceberg.Literal
 }
 
 // CommitResult describes a successful Commit.
@@ -424,15 +434,25 @@ func (t *Table) dataFilesLocked(files []DataFile) ([]iceberg.DataFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("catalog: data file %s: %w", f.Path, err)
 		}
-		counts := make(map[int]int64, 8)
-		for id := FieldSequence; id <= FieldEventHour; id++ {
-			counts[id] = f.Records
+		ids := f.Columns
+		if ids == nil {
+			ids = eventColumns[:]
 		}
-		nulls := make(map[int]int64, 8)
-		for id := FieldSequence; id <= FieldEventHour; id++ {
-			nulls[id] = 0
+		counts := make(map[int]int64, len(ids))
+		nulls := make(map[int]int64, len(ids))
+		for _, id := range ids {
+			counts[id] = f.Records
+			nulls[id] = f.Nulls[id]
 		}
 		nulls[FieldIdempotencyKey] = f.NullKeys
+		for id, b := range f.Bounds {
+			l, err1 := b[0].MarshalBinary()
+			u, err2 := b[1].MarshalBinary()
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, fmt.Errorf("catalog: data file %s: bounds of field %d: %w", f.Path, id, err)
+			}
+			lower[id], upper[id] = l, u
+		}
 		b.LowerBoundValues(lower).UpperBoundValues(upper).ValueCounts(counts).NullValueCounts(nulls)
 		if len(f.ColumnSizes) > 0 {
 			b.ColumnSizes(f.ColumnSizes)
@@ -445,6 +465,9 @@ func (t *Table) dataFilesLocked(files []DataFile) ([]iceberg.DataFile, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].FilePath() < out[j].FilePath() })
 	return out, nil
 }
+
+// eventColumns are the field IDs of the event schema.
+var eventColumns = [...]int{FieldSequence, FieldTopic, FieldPartition, FieldPayload, FieldTimestampMs, FieldIdempotencyKey, FieldEventDate, FieldEventHour}
 
 // bounds returns the Iceberg single-value encodings of the lower and upper
 // bounds of the columns whose range flush knows.
