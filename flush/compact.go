@@ -25,11 +25,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
+	"github.com/apache/iceberg-go"
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/columns"
 )
 
 // ErrCompactionInProgress is returned by Maintainer.Compact when a
@@ -142,9 +145,20 @@ func (m *Maintainer) compactGroup(ctx context.Context, tbl *catalog.Table, fsys 
 	nOut := max(1, (inBytes+m.opts.CompactedFileBytes/2)/m.opts.CompactedFileBytes)
 	rowsPerFile := (inRows + nOut - 1) / nOut
 
-	mg := &merger{fsys: fsys, pending: in}
+	// The outputs have the table's current schema: every input column is
+	// copied by field ID (widened where the schema widened it), and a
+	// column an older file lacks is NULL.
+	var cfg *columns.Table
+	if t, ok := m.f.opts.Columns[tbl.Name()]; ok {
+		cfg = &t
+	}
+	lay, err := newLayout(tbl.Schema(), cfg)
+	if err != nil {
+		return err
+	}
+	mg := &merger{fsys: fsys, pending: in, lay: lay}
 	defer mg.close()
-	enc := m.f.writers.get()
+	enc := m.f.writers.get(lay)
 	defer m.f.writers.put(enc)
 	w := &compactWriter{m: m, ctx: ctx, pw: enc, base: tbl.Location(), date: in[0].EventDate, hour: in[0].EventHour,
 		tag: strconv.FormatUint(rand.Uint64(), 36)}
@@ -158,9 +172,9 @@ func (m *Maintainer) compactGroup(ctx context.Context, tbl *catalog.Table, fsys 
 		if !ok {
 			break
 		}
-		if r.EventDate != w.date || r.EventHour != w.hour {
+		if r.date != w.date || r.hour != w.hour {
 			return fmt.Errorf("row %d/%d of event_date=%d event_hour=%d in a file of event_date=%d event_hour=%d",
-				r.Partition, r.Sequence, r.EventDate, r.EventHour, w.date, w.hour)
+				r.partition, r.seq, r.date, r.hour, w.date, w.hour)
 		}
 		if w.cur == nil {
 			if err := w.begin(); err != nil {
@@ -231,8 +245,8 @@ type compactWriter struct {
 	tag        string // random: names never collide with another run's
 	n          int
 	cur        *compactFile
-	pending    []row // rows read but not yet handed to the writer
-	rgRaw      int64 // raw bytes in the open row group
+	pending    []parquet.Row // rows read but not yet handed to the writer
+	rgRaw      int64         // raw bytes in the open row group
 	done       []catalog.DataFile
 }
 
@@ -257,27 +271,29 @@ func (w *compactWriter) begin() error {
 }
 
 // add queues r for the open file and updates its statistics. The row's
-// byte slices belong to the input's read buffer: flushPending must run
+// byte values belong to the input's read buffer: flushPending must run
 // before that buffer is refilled (the merger sees to it).
-func (w *compactWriter) add(r *row) error {
+func (w *compactWriter) add(r *mergeRow) error {
 	df := &w.cur.df
-	seq, p := uint64(r.Sequence), uint32(r.Partition)
+	seq, p := uint64(r.seq), uint32(r.partition)
 	if df.Records == 0 {
-		df.MinSeq, df.MaxSeq, df.MinTs, df.Partition, df.PartitionMax, df.Topic = seq, seq, r.TimestampMs, p, p, strings.Clone(r.Topic)
+		df.MinSeq, df.MaxSeq, df.MinTs, df.Partition, df.PartitionMax, df.Topic = seq, seq, r.ts, p, p, r.topic
 	}
 	df.Records++
 	df.MinSeq, df.MaxSeq = min(df.MinSeq, seq), max(df.MaxSeq, seq)
-	df.MaxTs = r.TimestampMs
+	df.MaxTs = r.ts
 	df.Partition, df.PartitionMax = min(df.Partition, p), max(df.PartitionMax, p)
-	if r.IdempotencyKey == nil {
+	if r.nullKey {
 		df.NullKeys++
 	}
-	w.pending = append(w.pending, *r)
-	raw := int64(len(r.Payload) + rowFixedBytes)
-	if r.IdempotencyKey != nil {
-		raw += int64(len(*r.IdempotencyKey))
+	n := len(w.pending)
+	if n < cap(w.pending) {
+		w.pending = w.pending[:n+1]
+	} else {
+		w.pending = append(w.pending, nil)
 	}
-	w.rgRaw += raw
+	w.pending[n] = append(w.pending[n][:0], r.vals...)
+	w.rgRaw += r.raw
 	if len(w.pending) >= compactReadRows {
 		if err := w.flushPending(); err != nil {
 			return err
@@ -298,10 +314,12 @@ func (w *compactWriter) flushPending() error {
 	if len(w.pending) == 0 {
 		return nil
 	}
-	if _, err := w.pw.w.Write(w.pending); err != nil {
+	if err := w.pw.writeRows(w.pending); err != nil {
 		return fmt.Errorf("encode %s: %w", w.cur.df.Path, err)
 	}
-	clear(w.pending)
+	for i := range w.pending {
+		clear(w.pending[i]) // drop references into the inputs' buffers
+	}
 	w.pending = w.pending[:0]
 	return nil
 }
@@ -316,6 +334,7 @@ func (w *compactWriter) finish() error {
 		return err
 	}
 	w.cur = nil
+	w.pw.fileStats(&c.df)
 	if err := w.pw.end(); err != nil {
 		c.obj.Abort()
 		return fmt.Errorf("encode %s: %w", c.df.Path, err)
@@ -363,39 +382,108 @@ func compactFilePath(base string, date, hour int32, tag string, n int) string {
 
 // merger merges sorted input files into one (timestamp_ms, sequence,
 // partition) order, opening each input only when the merge reaches its
-// lowest timestamp.
+// lowest timestamp. Rows come out in the layout of the outputs.
 type merger struct {
 	fsys    iceio.IO
+	lay     *layout
 	pending []catalog.LiveFile // not opened yet, by MinTs
 	open    cursorHeap
-	last    row // the copy next returns of a buffer's last row
+	last    mergeRow // the copy next returns of a buffer's last row
 }
 
+// mergeRow is one row of the merge: its values in the order of the
+// output's leaf columns, and the fields the merge and the file statistics need.
+type mergeRow struct {
+	vals       []parquet.Value
+	ts, seq    int64
+	partition  int32
+	date, hour int32
+	topic      string
+	nullKey    bool
+	raw        int64 // raw bytes, as a flush counts them
+}
+
+// cursor reads one input file.
 type cursor struct {
 	path string
 	f    iceio.File
-	r    *parquet.GenericReader[row]
-	buf  []row
+	rows parquet.Rows
+	buf  []parquet.Row
 	i, n int
+	// from maps each output column to the input's leaf column holding
+	// the same field ID, or -1; widen says the value must be widened
+	// (int → long, float → double).
+	from  []int
+	widen []bool
+	// key are the input leaves of the merge key and the statistics.
+	ts, seq, part, date, hour, topic, key int
+	cur                                   mergeRow
 }
 
 // fill reads the next rows; it reports false at the end of the file.
-func (c *cursor) fill() (bool, error) {
+func (c *cursor) fill(lay *layout) (bool, error) {
 	if c.buf == nil {
-		c.buf = make([]row, compactReadRows)
+		c.buf = make([]parquet.Row, compactReadRows)
 	}
-	clear(c.buf)
-	n, err := c.r.Read(c.buf)
+	n, err := c.rows.ReadRows(c.buf)
 	c.i, c.n = 0, n
 	if err != nil && !errors.Is(err, io.EOF) {
 		return false, fmt.Errorf("read %s: %w", c.path, err)
 	}
+	if n > 0 {
+		if err := c.load(lay); err != nil {
+			return false, err
+		}
+	}
 	return n > 0, nil
 }
 
+// load converts the row at c.i into c.cur.
+func (c *cursor) load(lay *layout) error {
+	r := c.buf[c.i]
+	cur := &c.cur
+	// Values in the order of the output's leaf columns, as a
+	// parquet.Row must be.
+	cur.vals = slices.Grow(cur.vals[:0], len(lay.cols))[:len(lay.cols)]
+	cur.raw = rowFixedBytes
+	for oi, ii := range c.from {
+		col := &lay.cols[oi]
+		var v parquet.Value
+		if ii >= 0 && ii < len(r) {
+			v = r[ii]
+			if c.widen[oi] && !v.IsNull() {
+				switch v.Kind() {
+				case parquet.Int32:
+					v = parquet.Int64Value(int64(v.Int32()))
+				case parquet.Float:
+					v = parquet.DoubleValue(float64(v.Float()))
+				}
+			}
+		}
+		if v.IsNull() && col.required {
+			return fmt.Errorf("read %s: a row has no value for the required column %s", c.path, col.name)
+		}
+		if v.Kind() == parquet.ByteArray && !v.IsNull() && col.src != srcTopic {
+			cur.raw += int64(len(v.ByteArray()))
+		}
+		cur.vals[col.leaf] = col.level(v)
+	}
+	get := func(leaf int) parquet.Value {
+		if leaf < 0 || leaf >= len(r) {
+			return parquet.Value{}
+		}
+		return r[leaf]
+	}
+	cur.ts, cur.seq = get(c.ts).Int64(), get(c.seq).Int64()
+	cur.partition, cur.date, cur.hour = get(c.part).Int32(), get(c.date).Int32(), get(c.hour).Int32()
+	cur.topic = unsafe.String(unsafe.SliceData(get(c.topic).ByteArray()), len(get(c.topic).ByteArray()))
+	cur.nullKey = get(c.key).IsNull()
+	return nil
+}
+
 func (c *cursor) close() {
-	if c.r != nil {
-		c.r.Close()
+	if c.rows != nil {
+		c.rows.Close()
 	}
 	if c.f != nil {
 		c.f.Close()
@@ -416,8 +504,12 @@ func (mg *merger) openNext() error {
 		c.close()
 		return fmt.Errorf("open %s: %w", lf.Path, err)
 	}
-	c.r = parquet.NewGenericReader[row](pf)
-	ok, err := c.fill()
+	if err := c.mapColumns(pf.Schema(), mg.lay); err != nil {
+		c.close()
+		return fmt.Errorf("open %s: %w", lf.Path, err)
+	}
+	c.rows = parquet.MultiRowGroup(pf.RowGroups()...).Rows()
+	ok, err := c.fill(mg.lay)
 	if err != nil || !ok {
 		c.close()
 		return err
@@ -426,11 +518,52 @@ func (mg *merger) openNext() error {
 	return nil
 }
 
+// mapColumns matches the input file's columns to the layout's by field
+// ID, as Iceberg readers do.
+func (c *cursor) mapColumns(s *parquet.Schema, lay *layout) error {
+	leafOf := map[int]int{}
+	kinds := map[int]parquet.Kind{}
+	for _, fld := range s.Fields() {
+		if fld.ID() == 0 || !fld.Leaf() {
+			continue
+		}
+		leaf, ok := s.Lookup(fld.Name())
+		if !ok {
+			continue
+		}
+		leafOf[fld.ID()] = leaf.ColumnIndex
+		kinds[fld.ID()] = fld.Type().Kind()
+	}
+	c.from = make([]int, len(lay.cols))
+	c.widen = make([]bool, len(lay.cols))
+	for i, col := range lay.cols {
+		c.from[i] = -1
+		if leaf, ok := leafOf[col.id]; ok {
+			c.from[i] = leaf
+			k := kinds[col.id]
+			c.widen[i] = k == parquet.Int32 && col.typ.Equals(iceberg.PrimitiveTypes.Int64) ||
+				k == parquet.Float && col.typ.Equals(iceberg.PrimitiveTypes.Float64)
+		}
+	}
+	leaf := func(id int) int {
+		if l, ok := leafOf[id]; ok {
+			return l
+		}
+		return -1
+	}
+	c.ts, c.seq, c.part = leaf(catalog.FieldTimestampMs), leaf(catalog.FieldSequence), leaf(catalog.FieldPartition)
+	c.date, c.hour, c.topic, c.key = leaf(catalog.FieldEventDate), leaf(catalog.FieldEventHour), leaf(catalog.FieldTopic), leaf(catalog.FieldIdempotencyKey)
+	if c.ts < 0 || c.seq < 0 || c.part < 0 || c.date < 0 || c.hour < 0 {
+		return errors.New("not a data file of an event table (no timestamp_ms, sequence, partition, event_date or event_hour field ID)")
+	}
+	return nil
+}
+
 // next returns the next row in order (valid until the following call),
 // or false when every input is exhausted. beforeRefill runs before an
 // input's read buffer is reused.
-func (mg *merger) next(beforeRefill func() error) (*row, bool, error) {
-	for len(mg.pending) > 0 && (len(mg.open) == 0 || mg.pending[0].MinTs <= mg.open[0].buf[mg.open[0].i].TimestampMs) {
+func (mg *merger) next(beforeRefill func() error) (*mergeRow, bool, error) {
+	for len(mg.pending) > 0 && (len(mg.open) == 0 || mg.pending[0].MinTs <= mg.open[0].cur.ts) {
 		if err := mg.openNext(); err != nil {
 			return nil, false, err
 		}
@@ -439,27 +572,30 @@ func (mg *merger) next(beforeRefill func() error) (*row, bool, error) {
 		return nil, false, nil
 	}
 	c := mg.open[0]
-	r := &c.buf[c.i]
+	// The row returned is copied out of the cursor, which moves on; its
+	// byte values stay in the input's buffer until the refill, before
+	// which the rows queued from it are handed over. The buffer's last
+	// row is copied whole, as it outlives the refill.
+	mg.last.vals = append(mg.last.vals[:0], c.cur.vals...)
+	vals := mg.last.vals
+	mg.last = c.cur
+	mg.last.vals = vals
 	c.i++
 	if c.i < c.n {
+		if err := c.load(mg.lay); err != nil {
+			return nil, false, err
+		}
 		heap.Fix(&mg.open, 0)
-		return r, true, nil
+		return &mg.last, true, nil
 	}
-	// The buffer is exhausted: the row returned is its last one, copied
-	// (the reader may reuse the memory of its values), and the rows
-	// queued from this buffer are handed over before the refill.
-	last := *r
-	last.Payload = append([]byte{}, r.Payload...)
-	last.Topic = strings.Clone(r.Topic)
-	if r.IdempotencyKey != nil {
-		k := strings.Clone(*r.IdempotencyKey)
-		last.IdempotencyKey = &k
+	for i := range mg.last.vals {
+		mg.last.vals[i] = mg.last.vals[i].Clone()
 	}
+	mg.last.topic = strings.Clone(mg.last.topic)
 	if err := beforeRefill(); err != nil {
 		return nil, false, err
 	}
-	mg.last = last
-	ok, err := c.fill()
+	ok, err := c.fill(mg.lay)
 	if err != nil {
 		return nil, false, err
 	}
@@ -483,14 +619,14 @@ type cursorHeap []*cursor
 
 func (h cursorHeap) Len() int { return len(h) }
 func (h cursorHeap) Less(i, j int) bool {
-	a, b := &h[i].buf[h[i].i], &h[j].buf[h[j].i]
-	if a.TimestampMs != b.TimestampMs {
-		return a.TimestampMs < b.TimestampMs
+	a, b := &h[i].cur, &h[j].cur
+	if a.ts != b.ts {
+		return a.ts < b.ts
 	}
-	if a.Sequence != b.Sequence {
-		return a.Sequence < b.Sequence
+	if a.seq != b.seq {
+		return a.seq < b.seq
 	}
-	return a.Partition < b.Partition
+	return a.partition < b.partition
 }
 func (h cursorHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *cursorHeap) Push(x any)   { *h = append(*h, x.(*cursor)) }

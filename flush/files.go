@@ -153,6 +153,7 @@ func (w *partWriter) finish() error {
 		return nil
 	}
 	w.tail = nil
+	w.pw.fileStats(&t.df)
 	if err := w.pw.end(); err != nil {
 		t.obj.Abort()
 		<-w.f.pending

@@ -28,6 +28,26 @@
 // (SkipGap: POST /tables/{t}/skip-gap?partition=p), and the commit that
 // does records the skipped offsets in its snapshot's summary.
 //
+// # Typed columns
+//
+// A table configured with typed columns (Options.Columns,
+// ZOMBI_TABLE_SCHEMA) has its payload fields extracted into columns of
+// their own as its data files are written, never on the write path: a
+// layout (layout.go) maps the table's current Iceberg schema to where
+// each column's values come from, and the writer (parquet.go) turns each
+// chunk of rows into one slice of values per column, running the
+// extractor (package columns) once per payload. Compaction rewrites files
+// of older schema versions into the current one by field ID (compact.go).
+//
+// # Files
+//
+// flush.go: options, the background loop, FlushTable; round.go: one
+// round (read, write, commit); reconcile.go: the committed watermarks
+// against the hot tier; gap.go: partitions stopped at a gap; files.go,
+// parquet.go, layout.go, colstats.go: data files; batch.go: reading the
+// hot tier; compact.go, maintain.go: table maintenance; store.go, s3.go:
+// object stores.
+//
 // # Locking
 //
 // Flusher.mu guards the table map. tableState.mu serialises the flushes
@@ -36,24 +56,18 @@
 package flush
 
 import (
-	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
-	"net/url"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/columns"
 	"github.com/zombihq/zombi/engine"
 )
 
@@ -115,6 +129,12 @@ type Options struct {
 	MaxPendingFiles int
 	// ZstdLevel is the compression level. Default zstd.SpeedFastest.
 	ZstdLevel zstd.Level
+	// Columns are the typed columns of the tables that have them
+	// (ZOMBI_TABLE_SCHEMA), by table name: their payloads are extracted
+	// into columns at flush time. The catalog must be opened with the
+	// same columns (catalog.Options.Columns), which shape the tables'
+	// schemas. Default none.
+	Columns map[string]columns.Table
 	// OnFlush, when set, is called after every flush that committed
 	// something, with its Result (for metrics: the duration histogram).
 	OnFlush func(Result)
@@ -223,6 +243,12 @@ type tableState struct {
 	mu sync.Mutex // serialises flushes of the table; guards the fields below
 	// tbl is the catalog table; nil until first used.
 	tbl *catalog.Table
+	// lay is the layout of the data files, for tbl's schema (layID).
+	lay   *layout
+	layID int
+	// extract counts what extraction could not store as is, in
+	// committed data (extractCounts), for metrics.
+	extract extractStats
 	// committed is the table's committed watermarks; nil when it must be
 	// reloaded (at start and after any failure).
 	committed catalog.Watermarks
@@ -309,6 +335,10 @@ func (f *Flusher) state(name string) *tableState {
 	ts := f.tables[name]
 	if ts == nil {
 		ts = &tableState{name: name, lastSeal: f.opts.Now()}
+		if cfg, ok := f.opts.Columns[name]; ok {
+			ts.extract.fields = cfg.Fields
+			ts.extract.errors = make([]atomic.Int64, len(cfg.Fields))
+		}
 		f.tables[name] = ts
 	}
 	return ts
@@ -538,426 +568,6 @@ func (f *Flusher) flushLocked(ctx context.Context, ts *tableState, seal bool) (R
 		f.opts.OnFlush(res)
 	}
 	return res, err
-}
-
-// StuckError is the error of a flush that committed what it could but
-// left partitions stopped: at a gap (ErrGap), owned by another server
-// (catalog.ErrForeignOwner), or with a committed watermark that does not
-// count this hot tier's offsets (ErrDiverged). It wraps their errors, in
-// partition order.
-type StuckError struct {
-	Errs []error
-}
-
-func (e *StuckError) Error() string   { return errors.Join(e.Errs...).Error() }
-func (e *StuckError) Unwrap() []error { return e.Errs }
-
-// stuckError returns the StuckError of the stopped partitions; nil when
-// there is none.
-func stuckError(stuck map[uint32]error) error {
-	if len(stuck) == 0 {
-		return nil
-	}
-	ps := slices.Sorted(maps.Keys(stuck))
-	errs := make([]error, len(ps))
-	for i, p := range ps {
-		errs[i] = stuck[p]
-	}
-	return &StuckError{Errs: errs}
-}
-
-// ErrNoGap is returned by SkipGap for a partition that is not stopped at a
-// gap: the hot tier holds its next offset to commit, or nothing after it.
-var ErrNoGap = errors.New("flush: no gap to skip")
-
-// GapSkip describes a SkipGap: the offsets From..To were committed as
-// skipped by the flush in Result.
-type GapSkip struct {
-	From, To uint64
-	Result   Result
-}
-
-// SkipGap lets partition p of table be flushed past the offsets it is
-// stopped at: those after its committed watermark that the hot tier no
-// longer holds (a segment quarantined as corrupt, or removed by hand),
-// up to the first one it does hold. It flushes the table; the commit of p
-// records the skipped offsets in its snapshot's summary
-// (zombi.skipped.<p> = "<from>-<to>") and the server logs it. Nothing is
-// skipped otherwise: ErrNoGap. When the flush fails, the skip stays
-// pending for the next flush of this process.
-func (f *Flusher) SkipGap(ctx context.Context, table string, p uint32) (GapSkip, error) {
-	ctx, ts, unlock, err := f.lockTable(ctx, table)
-	if err != nil {
-		return GapSkip{}, err
-	}
-	defer unlock()
-	if err := f.prepareLocked(ctx, ts); err != nil {
-		return GapSkip{}, err
-	}
-	// A partition whose committed offsets are not this hot tier's has no
-	// gap to skip: skipping would commit our events under them.
-	if err := f.notOursLocked(ts, p); err != nil {
-		return GapSkip{}, err
-	}
-	from := ts.committed[p].Flushed + 1
-	segs, err := f.e.Segments(table, p)
-	if err != nil {
-		return GapSkip{}, err
-	}
-	first := uint64(0) // the first offset at or after from that the hot tier holds
-	for _, s := range segs {
-		if s.Last >= s.First && s.Last >= from {
-			first = max(s.First, from)
-			break
-		}
-	}
-	if first == 0 {
-		return GapSkip{}, fmt.Errorf("%w: table %s partition %d holds no offset after %d, the last committed", ErrNoGap, table, p, from-1)
-	}
-	if first == from {
-		return GapSkip{}, fmt.Errorf("%w: table %s partition %d holds offset %d, the next to commit", ErrNoGap, table, p, from)
-	}
-	if ts.skip == nil {
-		ts.skip = make(map[uint32]uint64)
-	}
-	ts.skip[p] = first - 1
-	f.opts.Logger.Warn("skipping offsets missing from the hot tier, by request", "table", table, "partition", p,
-		"from", from, "to", first-1)
-	gs := GapSkip{From: from, To: first - 1}
-	gs.Result, err = f.flushLocked(ctx, ts, true)
-	if err == nil {
-		ts.failures, ts.retryAt = 0, time.Time{}
-	}
-	return gs, err
-}
-
-// prepareLocked opens the catalog table and, when needed, loads the
-// committed watermarks and moves the engine's flushed watermark up to
-// them (the crash between commit and MarkFlushed).
-//
-// ts.mu should be held.
-func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
-	ctx, cancel := f.catalogCtx(ctx)
-	defer cancel()
-	if ts.tbl == nil {
-		tbl, err := f.cat.Table(ctx, ts.name)
-		if err != nil {
-			return err
-		}
-		ts.tbl = tbl
-	}
-	if ts.committed != nil {
-		return nil
-	}
-	w, err := ts.tbl.Watermarks(ctx)
-	if err != nil {
-		return err
-	}
-	diverged := map[uint32]error{}
-	for _, pi := range f.e.Partitions(ts.name) {
-		m, ok := w[pi.Partition]
-		if !ok || m.Flushed <= pi.Flushed || m.ForeignTo(f.cat.Owner(), ts.name, pi.Partition) != nil {
-			// Another server's offsets are no watermark of ours:
-			// catching up to them would mark ours committed and let
-			// the engine delete them. The round stops that partition.
-			continue
-		}
-		if err := f.sameHistory(ts.name, pi, m); err != nil {
-			diverged[pi.Partition] = err
-			continue
-		}
-		f.opts.Logger.Info("catching up the flushed watermark with the table", "table", ts.name,
-			"partition", pi.Partition, "engine", pi.Flushed, "committed", m.Flushed)
-		if err := f.e.MarkFlushed(ts.name, pi.Partition, m.Flushed); err != nil {
-			return fmt.Errorf("flush: table %s partition %d: %w", ts.name, pi.Partition, err)
-		}
-	}
-	ts.committed, ts.diverged = w, diverged
-	return nil
-}
-
-// notOursLocked says why partition p's committed watermark does not
-// count this hot tier's offsets (another server owns it, or it diverged
-// from this hot tier: sameHistory), or nil when it does.
-//
-// ts.mu should be held, and ts.committed loaded.
-func (f *Flusher) notOursLocked(ts *tableState, p uint32) error {
-	return cmp.Or(ts.diverged[p], ts.committed[p].ForeignTo(f.cat.Owner(), ts.name, p))
-}
-
-// ErrDiverged says that a partition's committed watermark does not count
-// this hot tier's offsets, though this server committed it: the data
-// directory was replaced or restored from a backup older than the
-// commit, and its offsets were handed out again to other events.
-var ErrDiverged = errors.New("flush: the hot tier's offsets are not the ones the table committed")
-
-// sameHistory checks, before the engine's flushed watermark is moved up
-// to the committed mark m (the crash between a commit and MarkFlushed),
-// that m counts this hot tier's offsets: the hot tier reaches m, and the
-// event it holds there is the one committed (m.Check, when recorded).
-// Otherwise catching up would mark other events committed and let the
-// engine delete them, and the flushes after it would drop the rest.
-func (f *Flusher) sameHistory(table string, pi engine.PartitionInfo, m catalog.Mark) error {
-	const why = "was the data dir replaced, or restored from a backup older than the commit? Its offsets from there on " +
-		"are other events; give it its own ZOMBI_CATALOG_NAMESPACE"
-	if m.Flushed > pi.High {
-		return fmt.Errorf("%w: table %s partition %d: committed watermark %d is beyond the hot tier's high watermark %d (%s)",
-			ErrDiverged, table, pi.Partition, m.Flushed, pi.High, why)
-	}
-	if m.Check == "" {
-		return nil // committed before checks were recorded
-	}
-	got := ""
-	err := f.e.Scan(table, pi.Partition, m.Flushed, m.Flushed, func(ev *engine.Event) error {
-		got = eventCheck(ev.Offset, ev.TimestampMs, ev.Key, ev.Payload)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("flush: table %s partition %d: read offset %d to check it against the table: %w", table, pi.Partition, m.Flushed, err)
-	}
-	if got != m.Check {
-		return fmt.Errorf("%w: table %s partition %d: the event at offset %d is not the one committed (%s)",
-			ErrDiverged, table, pi.Partition, m.Flushed, why)
-	}
-	return nil
-}
-
-// eventCheck fingerprints an event for catalog.Mark.Check: the CRC-32C
-// of its offset, timestamp, key and payload.
-func eventCheck(offset uint64, ts int64, key, payload []byte) string {
-	var hdr [20]byte
-	binary.LittleEndian.PutUint64(hdr[0:], offset)
-	binary.LittleEndian.PutUint64(hdr[8:], uint64(ts))
-	binary.LittleEndian.PutUint32(hdr[16:], uint32(len(key)))
-	c := crc32.Update(0, castagnoli, hdr[:])
-	c = crc32.Update(c, castagnoli, key)
-	c = crc32.Update(c, castagnoli, payload)
-	return fmt.Sprintf("%08x", c)
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// sealAll seals the active segment of every partition that holds
-// records not yet sealed.
-func (f *Flusher) sealAll(table string) error {
-	for _, pi := range f.e.Partitions(table) {
-		if pi.High <= pi.Flushed || pi.Failed != nil {
-			continue
-		}
-		segs, err := f.e.Segments(table, pi.Partition)
-		if err != nil {
-			return err
-		}
-		if n := len(segs); n > 0 && !segs[n-1].Sealed && segs[n-1].Last >= segs[n-1].First {
-			if err := f.e.Seal(table, pi.Partition); err != nil {
-				return fmt.Errorf("flush: seal %s/%d: %w", table, pi.Partition, err)
-			}
-		}
-	}
-	return nil
-}
-
-// sealedEnd returns the last offset of the sealed segments that follow
-// from without an unsealed one in between, or from-1 when there is none.
-func (f *Flusher) sealedEnd(table string, p uint32, from uint64) (uint64, error) {
-	segs, err := f.e.Segments(table, p)
-	if err != nil {
-		return 0, err
-	}
-	end := from - 1
-	for _, s := range segs {
-		if s.Last < s.First || s.Last < from {
-			continue
-		}
-		if !s.Sealed {
-			break
-		}
-		end = s.Last
-	}
-	return end, nil
-}
-
-// roundLocked flushes at most RoundBytes of every partition, BatchBytes
-// at a time, and commits them together. It returns the number of partitions committed.
-//
-// ts.mu should be held.
-func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) (int, error) {
-	var ranges []catalog.Range
-	var files []catalog.DataFile
-	var prs []PartitionResult
-	var raw int64
-	var up uploads
-	defer up.wait() // no upload outlives the round, whatever its outcome
-	enc := f.writers.get()
-	defer f.writers.put(enc)
-	writeStart := time.Now()
-	for _, pi := range f.e.Partitions(ts.name) {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		if ts.stuck[pi.Partition] != nil {
-			continue
-		}
-		if err := f.notOursLocked(ts, pi.Partition); err != nil {
-			ts.stuck[pi.Partition] = err
-			continue
-		}
-		from := ts.committed[pi.Partition].Flushed + 1
-		start := from // the first offset to read: past a gap being skipped
-		if to, ok := ts.skip[pi.Partition]; ok && to >= from {
-			start = to + 1
-		}
-		end, err := f.sealedEnd(ts.name, pi.Partition, start)
-		if err != nil {
-			return 0, err
-		}
-		if end < start {
-			continue
-		}
-		// Consecutive batches of the partition, up to RoundBytes, form
-		// one contiguous range of one commit; a batch is read while the
-		// previous one's upload completes. A gap (offsets the hot tier no
-		// longer holds) ends the range before it; a range that would
-		// start at one stops the partition, and only it.
-		pr := PartitionResult{Partition: pi.Partition, From: from, To: start - 1}
-		pw := &partWriter{f: f, ctx: ctx, pw: enc, base: ts.tbl.Location(), p: pi.Partition, from: start, up: &up}
-		var check string // of the range's last event
-		for next, partRaw := start, int64(0); next <= end && partRaw < f.opts.RoundBytes; {
-			b := &ts.batch
-			b.reset()
-			to, err := collect(f.e, ts.name, pi.Partition, next, end, f.opts.BatchBytes, b)
-			if errors.Is(err, ErrGap) && next > start {
-				break // commit what precedes the gap; the next round stops at it
-			}
-			if err == nil {
-				check = b.rows[len(b.rows)-1].check() // before add, which may reorder
-				err = pw.add(b.rows)
-			}
-			if err != nil {
-				pw.abort()
-				if !errors.Is(err, ErrGap) {
-					return 0, err
-				}
-				f.stats.gapErrors.Add(1)
-				ts.stuck[pi.Partition] = fmt.Errorf("%w; the partition is not flushed past it until the offsets are restored "+
-					"or skipped (POST /tables/%s/skip-gap?partition=%d)", err, ts.name, pi.Partition)
-				break
-			}
-			pr.To, pr.Events = to, pr.Events+int64(len(b.rows))
-			partRaw += b.bytes
-			raw += b.bytes
-			next = to + 1
-		}
-		if ts.stuck[pi.Partition] != nil {
-			continue
-		}
-		if err := pw.finish(); err != nil {
-			return 0, err
-		}
-		pr.Files = len(pw.files)
-		files = append(files, pw.files...)
-		rg := catalog.Range{Partition: pi.Partition, From: from, To: pr.To, High: pi.High, Check: check}
-		if start > from {
-			rg.SkippedTo, pr.SkippedTo = start-1, start-1
-		}
-		ranges = append(ranges, rg)
-		prs = append(prs, pr)
-	}
-	ts.batch.reset()
-	if err := up.wait(); err != nil {
-		// Nothing is committed; the next flush writes the range again.
-		return 0, err
-	}
-	if len(ranges) == 0 {
-		return 0, nil
-	}
-	crashPoint("uploaded")
-	commitStart := time.Now()
-	res.WriteDuration += commitStart.Sub(writeStart)
-	cctx, cancel := f.catalogCtx(ctx)
-	cr, err := ts.tbl.Commit(cctx, ranges, files)
-	cancel()
-	res.CommitDuration += time.Since(commitStart)
-	if err != nil {
-		f.stats.commitErrors.Add(1)
-		if context.Cause(cctx) == errCatalogTimeout && ctx.Err() == nil {
-			err = fmt.Errorf("%w (%v): %w", errCatalogTimeout, f.opts.CatalogTimeout, err)
-		}
-		return 0, err
-	}
-	crashPoint("committed")
-	for _, r := range ranges {
-		ts.committed[r.Partition] = catalog.Mark{Flushed: r.To, High: max(r.High, r.To), Owner: f.cat.Owner(), Check: r.Check}
-		if r.SkippedTo != 0 {
-			delete(ts.skip, r.Partition)
-			f.opts.Logger.Warn("committed the skip of offsets missing from the hot tier", "table", ts.name,
-				"partition", r.Partition, "from", r.From, "to", r.SkippedTo, "snapshot_id", cr.SnapshotID)
-		}
-	}
-	var events, fileBytes int64
-	for _, pr := range prs {
-		events += pr.Events
-	}
-	for _, df := range files {
-		fileBytes += df.SizeBytes
-	}
-	if !cr.Already {
-		f.stats.snapshots.Add(1)
-	}
-	f.stats.flushes.Add(1)
-	f.stats.events.Add(events)
-	f.stats.rawBytes.Add(raw)
-	f.stats.fileBytes.Add(fileBytes)
-	f.stats.files.Add(int64(len(files)))
-	res.Partitions = append(res.Partitions, prs...)
-	res.Events += events
-	res.Files += len(files)
-	res.RawBytes += raw
-	res.FileBytes += fileBytes
-	res.Commits++
-	res.SnapshotID, res.MetadataLocation = cr.SnapshotID, cr.MetadataLocation
-	// The commit is durable in the table; now let the engine delete. A
-	// failure here is repaired by prepareLocked after the restart.
-	var errs []error
-	for _, r := range ranges {
-		if err := f.e.MarkFlushed(ts.name, r.Partition, r.To); err != nil {
-			errs = append(errs, fmt.Errorf("flush: mark %s/%d flushed to %d: %w", ts.name, r.Partition, r.To, err))
-		}
-	}
-	return len(ranges), errors.Join(errs...)
-}
-
-type countWriter struct {
-	w interface{ Write([]byte) (int, error) }
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// dataFilePath names a data file under the table location, Hive-style by
-// partition value: <partition>-<first offset of the commit>-<n>.parquet,
-// or <partition>-<from>-<n>-<owner>.parquet when the catalog names this
-// server (catalog.Options.Owner). A range that starts at a given offset
-// is committed at most once, so a name is never reused for a committed
-// file; a re-flush after a failed round overwrites its own orphans. The
-// owner keeps another server's files apart: its offsets are its own, and
-// a flush it attempts on this server's table (refused at the commit:
-// catalog.ErrForeignOwner) must not overwrite a committed file first.
-func dataFilePath(base, owner string, date, hour int32, p uint32, from uint64, n int) string {
-	day := time.Unix(int64(date)*86400, 0).UTC().Format("2006-01-02")
-	name := fmt.Sprintf("%d-%020d-%d.parquet", p, from, n)
-	if owner != "" {
-		name = fmt.Sprintf("%d-%020d-%d-%s.parquet", p, from, n, owner)
-	}
-	u, err := url.JoinPath(base, "data", "event_date="+day, "event_hour="+strconv.Itoa(int(hour)), name)
-	if err != nil { // base came from the catalog; cannot happen for file:// and s3://
-		return base + "/data/event_date=" + day + "/event_hour=" + strconv.Itoa(int(hour)) + "/" + name
-	}
-	return u
 }
 
 // Stats is a snapshot of the flusher's counters.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/columns"
 	"github.com/zombihq/zombi/engine"
 )
 
@@ -136,22 +137,51 @@ func (s *rssSampler) done() int64 {
 // (ZSTD) → object store → Iceberg commit (SQLite catalog) → MarkFlushed.
 // It reports events/s, MB/s of event payload and the peak RssAnon during
 // the flushes.
+//
+// Each runs for the event schema (raw: the payload as one column) and
+// with the four fields of the events extracted into typed columns
+// (typed4: ZOMBI_TABLE_SCHEMA), so that `make bench-flush` shows the cost
+// of extraction beside the raw flush.
 func BenchmarkFlush(b *testing.B) {
 	for _, target := range []string{"local", "minio"} {
-		for _, parts := range []int{1, 4} {
-			b.Run(fmt.Sprintf("%s/partitions=%d", target, parts), func(b *testing.B) {
-				var store Store = LocalStore{}
-				if target == "minio" {
-					m := startMinio(b)
-					store = m.store(b, "zombi")
-				}
-				benchFlush(b, store, parts)
-			})
+		for _, schema := range []string{"raw", "typed4"} {
+			for _, parts := range []int{1, 4} {
+				b.Run(fmt.Sprintf("%s/%s/partitions=%d", target, schema, parts), func(b *testing.B) {
+					var store Store = LocalStore{}
+					if target == "minio" {
+						m := startMinio(b)
+						store = m.store(b, "zombi")
+					}
+					var cfg *columns.Table
+					if schema == "typed4" {
+						cfg = &benchColumns
+					}
+					benchFlush(b, store, parts, cfg)
+				})
+			}
 		}
 	}
 }
 
-func benchFlush(b *testing.B, store Store, parts int) {
+// benchColumns extracts the four fields of payload82's events.
+var benchColumns = columns.Table{Table: "bench", Format: columns.FormatJSON, PreserveOverflow: true, Fields: []columns.Field{
+	{Name: "user", JSONPath: "user", Type: columns.Int64, Nullable: true},
+	{Name: "event", JSONPath: "event", Type: columns.Utf8, Nullable: true},
+	{Name: "session", JSONPath: "session", Type: columns.Utf8, Nullable: true},
+	{Name: "n", JSONPath: "n", Type: columns.Int64, Nullable: true},
+}}
+
+// catalogColumns is the catalog's side of a typed-column configuration
+// (cmd/zombi does the same).
+func catalogColumns(t columns.Table) catalog.TableColumns {
+	tc := catalog.TableColumns{Overflow: t.PreserveOverflow}
+	for _, f := range t.Fields {
+		tc.Columns = append(tc.Columns, catalog.Column{Name: f.Name, Type: f.Type.Iceberg(), Required: !f.Nullable})
+	}
+	return tc
+}
+
+func benchFlush(b *testing.B, store Store, parts int, cfg *columns.Table) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	e, err := engine.Open(engine.Options{Dir: dir}.WithFsync(engine.FsyncNever))
@@ -160,6 +190,11 @@ func benchFlush(b *testing.B, store Store, parts int) {
 	}
 	defer e.Close()
 	copts := catalog.Options{DataDir: dir}
+	var fcols map[string]columns.Table
+	if cfg != nil {
+		copts.Columns = map[string]catalog.TableColumns{cfg.Table: catalogColumns(*cfg)}
+		fcols = map[string]columns.Table{cfg.Table: *cfg}
+	}
 	if s3, ok := store.(*S3Store); ok {
 		copts.Warehouse = "s3://" + s3.opts.Bucket + "/warehouse"
 		copts.IOProps = s3.CatalogProps()
@@ -169,7 +204,7 @@ func benchFlush(b *testing.B, store Store, parts int) {
 		b.Fatal(err)
 	}
 	defer cat.Close()
-	f, err := New(Options{Engine: e, Catalog: cat, Store: store, Logger: quietLogger(), BatchBytes: benchBatchBytes()})
+	f, err := New(Options{Engine: e, Catalog: cat, Store: store, Logger: quietLogger(), BatchBytes: benchBatchBytes(), Columns: fcols})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -229,7 +264,7 @@ func BenchmarkEncode(b *testing.B) {
 	for i := range rows {
 		rows[i] = row{Sequence: int64(i + 1), Topic: "bench", Payload: payload82(nil, rng, i), TimestampMs: ts + int64(i)/100, EventDate: 20514, EventHour: 10}
 	}
-	pw := newParquetWriter(zstd.SpeedFastest)
+	pw := eventWriter(zstd.SpeedFastest)
 	var out countWriter
 	out.w = io.Discard
 	b.SetBytes(int64(len(rows)) * 82)
