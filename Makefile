@@ -6,7 +6,7 @@ PKGS      := ./...
 RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/... ./bench/...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-http bench-cold vet fmt clean docs install install-files uninstall
+.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-flush bench-http bench-cold vet fmt clean docs install install-files uninstall
 
 build:
 	$(GO) build -o $(BIN) ./cmd/zombi
@@ -47,7 +47,8 @@ race:
 FUZZ_TARGETS := segment:FuzzOpen:400000x index:FuzzUnmarshal:400000x \
 	httpd/wire:FuzzJSONEvent:400000x httpd/wire:FuzzJSONBulk:400000x httpd/wire:FuzzProto:200000x \
 	httpd/wire:FuzzJSONSingleVsBulk:250000x httpd/wire:FuzzProtoSingleVsBulk:150000x \
-	httpd/param:FuzzReadQuery:500000x httpd/param:FuzzTableName:550000x httpd/param:FuzzBearerToken:550000x
+	httpd/param:FuzzReadQuery:500000x httpd/param:FuzzTableName:550000x httpd/param:FuzzBearerToken:550000x \
+	columns:FuzzExtract:300000x
 FUZZ_SHORT_GIVEN := $(filter command line environment,$(origin FUZZTIME))
 FUZZ_LONGTIME ?= $(if $(FUZZ_SHORT_GIVEN),$(FUZZTIME),1000000x)
 fuzz-short:
@@ -72,7 +73,16 @@ fuzz:
 # `make bench`: the engine micro-benchmarks side by side with Pebble (the
 # bench/peer module, so Pebble never reaches the server binary), then the
 # short HTTP suite measured beside its ceilings.
-bench: bench-engine bench-http
+bench: bench-engine bench-flush bench-http
+
+# `make bench-flush`: sealed segments of 82-byte JSON events → Parquet →
+# the local warehouse → Iceberg commit (SQLite), in-process, for the
+# event schema (raw) and with four typed columns extracted (typed4:
+# ZOMBI_TABLE_SCHEMA), alternating, FLUSH_RUNS runs of each; events/s
+# per run and the medians (bench/flushtable.sh).
+FLUSH_RUNS ?= 5
+bench-flush:
+	RUNS=$(FLUSH_RUNS) bench/flushtable.sh
 
 bench-engine:
 	cd bench/peer && $(GO) run ./cmd/benchtable

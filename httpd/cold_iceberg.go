@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -349,6 +351,18 @@ func (c *IcebergTier) WritePrometheus(w io.Writer) {
 		{"zombi_hot_tier_over_budget", "gauge", "1 while writes are refused because the hot tier is over its budget", b2i(f.OverBudget())},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
+	}
+	if errs, nonObject := f.ExtractStats(); len(errs) > 0 || len(nonObject) > 0 {
+		fmt.Fprintf(w, "# HELP zombi_extract_errors_total Values of typed columns (ZOMBI_TABLE_SCHEMA) not stored as they were, in committed events: "+
+			"present with a type that does not fit (NULL, or the zero value in a column that is not nullable) or missing from a column that is not nullable; "+
+			"the payload member stays in _payload_overflow\n# TYPE zombi_extract_errors_total counter\n")
+		for _, e := range errs {
+			fmt.Fprintf(w, "zombi_extract_errors_total{table=%q,column=%q} %d\n", e.Table, e.Column, e.Count)
+		}
+		fmt.Fprintf(w, "# HELP zombi_extract_non_object_total Committed events of tables with typed JSON columns whose payload is not a JSON object (every typed column NULL, the payload in _payload_overflow)\n# TYPE zombi_extract_non_object_total counter\n")
+		for _, t := range slices.Sorted(maps.Keys(nonObject)) {
+			fmt.Fprintf(w, "zombi_extract_non_object_total{table=%q} %d\n", t, nonObject[t])
+		}
 	}
 	if mt := c.maint.Load(); mt != nil {
 		ms := mt.Stats()

@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/columns"
 	"github.com/zombihq/zombi/engine"
 	"github.com/zombihq/zombi/flush"
 	"github.com/zombihq/zombi/httpd"
@@ -41,6 +43,7 @@ type coldConfig struct {
 	CatalogURL      string // may hold a password: log redactURL(CatalogURL)
 	CatalogToken    string // secret
 	Namespace       string
+	TableSchema     []columns.Table // typed columns (ZOMBI_TABLE_SCHEMA)
 	// Table maintenance (flush.MaintainOptions, catalog retention).
 	CompactedFileBytes int64
 	AutoCompaction     bool
@@ -96,7 +99,9 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 	if err != nil {
 		return nil, err
 	}
+	tableCols, flushCols := typedColumns(cc.TableSchema)
 	copts := catalog.Options{
+		Columns: tableCols,
 		Owner:   owner,
 		DataDir: c.DataDir, URI: cc.CatalogURL, Token: cc.CatalogToken, Namespace: cc.Namespace,
 		Warehouse: warehouse, IOProps: ioProps, Logger: log,
@@ -121,7 +126,7 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 		Interval: cc.FlushInterval, TargetFileBytes: cc.TargetFileBytes, HotMaxBytes: hotMax,
 		MaxPendingFiles: cc.MaxUploads, UploadAttempts: cc.UploadAttempts,
 		RetryInitial: cc.RetryInitial, RetryMax: cc.RetryMax,
-		OnFlush: ct.tier.ObserveFlush, Logger: log,
+		OnFlush: ct.tier.ObserveFlush, Logger: log, Columns: flushCols,
 	}
 	connect := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -135,6 +140,13 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 		}()
 		cat, err := catalog.Open(ctx, copts)
 		if err != nil {
+			return err
+		}
+		// The schema of every existing table with typed columns is
+		// brought in line now, so that a type change Iceberg does not
+		// allow stops the start-up, naming the column.
+		if err := evolveTables(ctx, cat, cc.TableSchema); err != nil {
+			cat.Close()
 			return err
 		}
 		o := fopts
@@ -181,6 +193,9 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 		close(ct.done)
 		return ct, nil
 	}
+	if errors.Is(err, catalog.ErrSchemaConflict) {
+		return nil, err
+	}
 	log.Error("cannot open the Iceberg catalog; serving the hot tier and retrying in the background", "err", err)
 	ct.tier.SetUnavailable(err)
 	go func() {
@@ -201,6 +216,44 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 		}
 	}()
 	return ct, nil
+}
+
+// typedColumns maps the typed-column configuration onto the catalog's
+// (the tables' schemas) and the flusher's (the extraction).
+func typedColumns(tables []columns.Table) (map[string]catalog.TableColumns, map[string]columns.Table) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	cat, fl := map[string]catalog.TableColumns{}, map[string]columns.Table{}
+	for _, t := range tables {
+		tc := catalog.TableColumns{Overflow: t.PreserveOverflow}
+		for _, f := range t.Fields {
+			tc.Columns = append(tc.Columns, catalog.Column{Name: f.Name, Type: f.Type.Iceberg(), Required: !f.Nullable})
+		}
+		cat[t.Table], fl[t.Table] = tc, t
+	}
+	return cat, fl
+}
+
+// evolveTables loads every table of tables that exists in the catalog,
+// which brings its schema in line with its typed columns.
+func evolveTables(ctx context.Context, cat *catalog.Catalog, tables []columns.Table) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	names, err := cat.TableNames(ctx)
+	if err != nil && !errors.Is(err, catalog.ErrNoSuchNamespace) {
+		return err
+	}
+	var errs []error
+	for _, t := range tables {
+		if slices.Contains(names, t.Table) {
+			if _, err := cat.Table(ctx, t.Table); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // httpConfig plugs the cold tier into the server's configuration.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zombihq/zombi/columns"
 	"github.com/zombihq/zombi/engine"
 	"github.com/zombihq/zombi/httpd"
 )
@@ -343,6 +344,30 @@ var settings = []setting{
 		}
 		c.Cold.Namespace = v
 		return nil
+	}},
+	{"table-schema", "ZOMBI_TABLE_SCHEMA", "", "json", `typed columns extracted from JSON payloads at flush time, as the Rust Zombi reads them: [{"table":"clicks","payload_format":"json","fields":[{"name":"user_id","json_path":"user.id","data_type":"Utf8","nullable":true}],"preserve_overflow":true}] (README, Typed columns)`, func(c *config, v string) error {
+		c.Cold.TableSchema = nil
+		if strings.TrimSpace(v) == "" {
+			return nil
+		}
+		t, err := columns.Parse([]byte(v))
+		c.Cold.TableSchema = t
+		return err
+	}},
+	{"table-schema-file", "ZOMBI_TABLE_SCHEMA_FILE", "", "path", "a file holding the JSON of --table-schema (set one of the two)", func(c *config, v string) error {
+		if v == "" {
+			return nil
+		}
+		if c.Cold.TableSchema != nil {
+			return errors.New("set --table-schema or --table-schema-file, not both")
+		}
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return fmt.Errorf("cannot read the table schema file: %w", err)
+		}
+		t, err := columns.Parse(b)
+		c.Cold.TableSchema = t
+		return err
 	}},
 	{"log-level", "ZOMBI_LOG_LEVEL", "info", "level", "debug, info, warn or error", func(c *config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))

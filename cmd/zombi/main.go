@@ -131,6 +131,9 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	}
 	log := newLogger(stderr, cfg)
 	slog.SetDefault(log)
+	if getenv == nil {
+		logIgnoredSettings(log, os.Environ())
+	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(serveGCPercent)
 	}
