@@ -110,7 +110,7 @@ func newParquetWriter(lay *layout, codec *zstdCodec) *parquetWriter {
 	pw.vals = make([][]parquet.Value, len(lay.cols))
 	pw.stats = make([]colStats, len(lay.cols))
 	for i := range pw.stats {
-		pw.stats[i].col = &lay.cols[i]
+		pw.stats[i] = newColStats(&lay.cols[i])
 	}
 	if t := lay.table; t != nil {
 		pw.x = columns.NewExtractor(*t)
@@ -287,8 +287,9 @@ func typedValue(ev columns.Value, f *columns.Field) (v parquet.Value, bad bool) 
 func (pw *parquetWriter) writeRows(rows []parquet.Row) error {
 	for ci := range pw.lay.cols {
 		if pw.lay.cols[ci].stats {
+			leaf := pw.lay.cols[ci].leaf
 			for _, r := range rows {
-				pw.stats[ci].observeOne(r[pw.lay.cols[ci].leaf])
+				pw.stats[ci].observe(r[leaf : leaf+1])
 			}
 		}
 	}

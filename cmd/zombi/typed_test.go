@@ -133,6 +133,27 @@ func TestServeTypedColumns(t *testing.T) {
 		t.Errorf("at is %s", f.Type)
 	}
 
+	// The manifest carries each typed column's null count and bounds,
+	// which engines prune files by.
+	tasks, err := tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nulls := map[int]int64{}
+	var lo, hi []byte
+	for _, task := range tasks {
+		for id, n := range task.File.NullValueCounts() {
+			nulls[id] += n
+		}
+		lo, hi = task.File.LowerBoundValues()[102], task.File.UpperBoundValues()[102]
+	}
+	if len(tasks) != 1 || nulls[102] != 6 || nulls[100] != 6 || nulls[108] != 0 || nulls[99] != 1 {
+		t.Errorf("%d files, null counts %v", len(tasks), nulls)
+	}
+	if want := []byte{42, 0, 0, 0, 0, 0, 0, 0}; !bytes.Equal(lo, want) || !bytes.Equal(hi, want) {
+		t.Errorf("bounds of value: %v..%v", lo, hi)
+	}
+
 	// Metrics: level was missing or mismatched in all events but two,
 	// value mismatched once; three payloads were not a JSON object.
 	m := c.metrics()
