@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -627,4 +629,61 @@ func duckdbModules() string {
 		return ""
 	}
 	return dir
+}
+
+// The typed-column settings: the JSON or a file of it, not both, and a
+// bad entry is a start-up error that names it.
+func TestTableSchemaSettings(t *testing.T) {
+	load := func(args []string, m map[string]string) (config, error) {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		return loadConfig(fs, args, env(m))
+	}
+	c, err := load(nil, map[string]string{"ZOMBI_TABLE_SCHEMA": typedSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Cold.TableSchema) != 1 || c.Cold.TableSchema[0].Table != "clicks" || len(c.Cold.TableSchema[0].Fields) != 9 ||
+		!c.Cold.TableSchema[0].PreserveOverflow || c.Cold.TableSchema[0].Fields[8].Nullable {
+		t.Fatalf("parsed %+v", c.Cold.TableSchema)
+	}
+	file := filepath.Join(t.TempDir(), "s.json")
+	os.WriteFile(file, []byte(typedSchema), 0o644)
+	if c, err := load([]string{"--table-schema-file", file}, nil); err != nil || len(c.Cold.TableSchema) != 1 {
+		t.Fatalf("from a file: %v", err)
+	}
+	if _, err := load([]string{"--table-schema-file", file}, map[string]string{"ZOMBI_TABLE_SCHEMA": typedSchema}); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("both: %v", err)
+	}
+	_, err = load(nil, map[string]string{"ZOMBI_TABLE_SCHEMA": `[{"table":"ok","payload_format":"json","fields":[]},
+		{"table":"clicks","payload_format":"json","fields":[{"name":"ts","json_path":"a..b","data_type":"Datetime"}]}]`})
+	if err == nil || !strings.Contains(err.Error(), "table-schema") || !strings.Contains(err.Error(), `entry 2 (table "clicks")`) ||
+		!strings.Contains(err.Error(), "Datetime") || !strings.Contains(err.Error(), "a..b") {
+		t.Fatalf("bad entry: %v", err)
+	}
+	// A table name the API would refuse, a reserved column name.
+	_, err = load(nil, map[string]string{"ZOMBI_TABLE_SCHEMA": `[{"table":"../x","payload_format":"json","fields":[{"name":"payload","json_path":"p","data_type":"Utf8"}]}]`})
+	if err == nil || !strings.Contains(err.Error(), "../x") || !strings.Contains(err.Error(), "payload") {
+		t.Fatalf("bad names: %v", err)
+	}
+}
+
+// The Rust Zombi's engine settings are recognised, with why they have no
+// effect; this server's settings that share a prefix are not.
+func TestIgnoredSettings(t *testing.T) {
+	got := ignoredSettings([]string{"ZOMBI_ROCKSDB_MAX_OPEN_FILES=100", "ZOMBI_SNAPSHOT_RETAIN_HOURS=24", "ZOMBI_SNAPSHOT_THRESHOLD_GB=1",
+		"ZOMBI_BLOOM_BITS=10", "ZOMBI_PORT=1", "HOME=/root", "ZOMBI_WRITE_COMBINER_ENABLED=true", "ZOMBI_TIMESTAMP_INDEX_ENABLED=true",
+		"ZOMBI_FLUSH_MAX_SEGMENT=10000", "ZOMBI_FLUSH_BATCH_SIZE=1000", "ZOMBI_FLUSH_INTERVAL_SECS=5"})
+	var names []string
+	for _, s := range got {
+		if s[1] == "" {
+			t.Errorf("%s: no reason", s[0])
+		}
+		names = append(names, s[0])
+	}
+	want := []string{"ZOMBI_BLOOM_BITS", "ZOMBI_FLUSH_BATCH_SIZE", "ZOMBI_FLUSH_MAX_SEGMENT", "ZOMBI_ROCKSDB_MAX_OPEN_FILES",
+		"ZOMBI_SNAPSHOT_THRESHOLD_GB", "ZOMBI_TIMESTAMP_INDEX_ENABLED", "ZOMBI_WRITE_COMBINER_ENABLED"}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("ignored %v, want %v", names, want)
+	}
 }
