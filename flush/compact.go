@@ -277,7 +277,7 @@ func (w *compactWriter) add(r *mergeRow) error {
 	df := &w.cur.df
 	seq, p := uint64(r.seq), uint32(r.partition)
 	if df.Records == 0 {
-		df.MinSeq, df.MaxSeq, df.MinTs, df.Partition, df.PartitionMax, df.Topic = seq, seq, r.ts, p, p, r.topic
+		df.MinSeq, df.MaxSeq, df.MinTs, df.Partition, df.PartitionMax, df.Topic = seq, seq, r.ts, p, p, strings.Clone(r.topic)
 	}
 	df.Records++
 	df.MinSeq, df.MaxSeq = min(df.MinSeq, seq), max(df.MaxSeq, seq)
