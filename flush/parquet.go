@@ -189,15 +189,7 @@ func (pw *parquetWriter) writeChunk(rows []row) error {
 				vals = append(vals, parquet.Int32Value(rows[i].EventHour))
 			}
 		case srcExtracted:
-			f := &lay.table.Fields[c.field]
-			errs := &pw.counts.errors[c.field]
-			for _, ev := range pw.ext[c.field] {
-				v, bad := typedValue(ev, f)
-				if bad {
-					*errs++
-				}
-				vals = append(vals, v)
-			}
+			vals = pw.typedValues(vals, c.field)
 		case srcOverflow:
 			for _, o := range pw.over {
 				var v parquet.Value
@@ -251,34 +243,52 @@ func (pw *parquetWriter) extract(rows []row) {
 	}
 }
 
-// typedValue returns the Parquet value of an extracted value in the
-// column of field f. A missing or mismatched value is NULL, or the
-// type's zero value in a column that is not nullable; bad reports a
-// value that could not be stored as is (a mismatch, or missing from a
-// required column): the payload member stays in the overflow either way.
-func typedValue(ev columns.Value, f *columns.Field) (v parquet.Value, bad bool) {
-	if ev.State != columns.OK {
-		bad = ev.State == columns.Mismatch || !f.Nullable
-		if f.Nullable {
-			return parquet.Value{}, bad
+// typedValues appends the Parquet values of typed field fi's extracted
+// values of the chunk to vals. A missing or mismatched value is NULL, or
+// the type's zero value in a column that is not nullable; a value that
+// could not be stored as is (a mismatch, or missing from a required
+// column) is counted: its payload member stays in the overflow either
+// way. The switch on the type is the same for every value of the loop.
+func (pw *parquetWriter) typedValues(vals []parquet.Value, fi int) []parquet.Value {
+	f := &pw.lay.table.Fields[fi]
+	fill := parquet.Value{} // NULL
+	if !f.Nullable {
+		fill = typedValue(&columns.Value{State: columns.OK, Bytes: []byte{}}, f.Type)
+	}
+	bad := int64(0)
+	ext := pw.ext[fi]
+	for i := range ext {
+		ev := &ext[i]
+		if ev.State != columns.OK {
+			if ev.State == columns.Mismatch || !f.Nullable {
+				bad++
+			}
+			vals = append(vals, fill)
+			continue
 		}
-		ev = columns.Value{State: columns.OK, Bytes: []byte{}}
+		vals = append(vals, typedValue(ev, f.Type))
 	}
-	switch f.Type {
+	pw.counts.errors[fi] += bad
+	return vals
+}
+
+// typedValue returns the Parquet value of an extracted value of type t.
+func typedValue(ev *columns.Value, t columns.Type) parquet.Value {
+	switch t {
 	case columns.Utf8, columns.Binary:
-		return parquet.ByteArrayValue(ev.Bytes), bad
+		return parquet.ByteArrayValue(ev.Bytes)
 	case columns.Int32, columns.Date:
-		return parquet.Int32Value(int32(ev.Int)), bad
+		return parquet.Int32Value(int32(ev.Int))
 	case columns.Int64, columns.Timestamp:
-		return parquet.Int64Value(ev.Int), bad
+		return parquet.Int64Value(ev.Int)
 	case columns.Float32:
-		return parquet.FloatValue(float32(ev.Float)), bad
+		return parquet.FloatValue(float32(ev.Float))
 	case columns.Float64:
-		return parquet.DoubleValue(ev.Float), bad
+		return parquet.DoubleValue(ev.Float)
 	case columns.Boolean:
-		return parquet.BooleanValue(ev.Int != 0), bad
+		return parquet.BooleanValue(ev.Int != 0)
 	}
-	panic(fmt.Sprintf("BUG: flush: column type %v", f.Type))
+	panic(fmt.Sprintf("BUG: flush: column type %v", t))
 }
 
 // writeRows writes rows already in the layout's column order (each value
