@@ -150,58 +150,55 @@ func (pw *parquetWriter) writeChunk(rows []row) error {
 	cws := pw.w.ColumnWriters()
 	for ci := range lay.cols {
 		c := &lay.cols[ci]
-		vals := pw.vals[ci][:0]
+		// Each loop fills vals by index, the slice sized once.
+		vals := slices.Grow(pw.vals[ci][:0], len(rows))[:len(rows)]
 		switch c.src {
 		case srcSequence:
 			for i := range rows {
-				vals = append(vals, parquet.Int64Value(rows[i].Sequence))
+				vals[i] = parquet.Int64Value(rows[i].Sequence)
 			}
 		case srcTopic:
 			for i := range rows {
-				vals = append(vals, parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(rows[i].Topic), len(rows[i].Topic))))
+				vals[i] = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(rows[i].Topic), len(rows[i].Topic)))
 			}
 		case srcPartition:
 			for i := range rows {
-				vals = append(vals, parquet.Int32Value(rows[i].Partition))
+				vals[i] = parquet.Int32Value(rows[i].Partition)
 			}
 		case srcPayload:
 			for i := range rows {
-				vals = append(vals, parquet.ByteArrayValue(rows[i].Payload))
+				vals[i] = parquet.ByteArrayValue(rows[i].Payload)
 			}
 		case srcTimestamp:
 			for i := range rows {
-				vals = append(vals, parquet.Int64Value(rows[i].TimestampMs))
+				vals[i] = parquet.Int64Value(rows[i].TimestampMs)
 			}
 		case srcKey:
 			for i := range rows {
-				var v parquet.Value
+				vals[i] = parquet.Value{}
 				if k := rows[i].IdempotencyKey; k != nil {
-					v = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(*k), len(*k)))
+					vals[i] = parquet.ByteArrayValue(unsafe.Slice(unsafe.StringData(*k), len(*k)))
 				}
-				vals = append(vals, v)
 			}
 		case srcDate:
 			for i := range rows {
-				vals = append(vals, parquet.Int32Value(rows[i].EventDate))
+				vals[i] = parquet.Int32Value(rows[i].EventDate)
 			}
 		case srcHour:
 			for i := range rows {
-				vals = append(vals, parquet.Int32Value(rows[i].EventHour))
+				vals[i] = parquet.Int32Value(rows[i].EventHour)
 			}
 		case srcExtracted:
-			vals = pw.typedValues(vals, c.field)
+			pw.typedValues(vals, c.field)
 		case srcOverflow:
-			for _, o := range pw.over {
-				var v parquet.Value
+			for i, o := range pw.over {
+				vals[i] = parquet.Value{}
 				if o != nil {
-					v = parquet.ByteArrayValue(o)
+					vals[i] = parquet.ByteArrayValue(o)
 				}
-				vals = append(vals, v)
 			}
 		default: // srcNull
-			for range rows {
-				vals = append(vals, parquet.Value{})
-			}
+			clear(vals)
 		}
 		if !c.required {
 			// The only level a column writer reads: an optional
@@ -243,13 +240,13 @@ func (pw *parquetWriter) extract(rows []row) {
 	}
 }
 
-// typedValues appends the Parquet values of typed field fi's extracted
-// values of the chunk to vals. A missing or mismatched value is NULL, or
+// typedValues sets vals to the Parquet values of typed field fi's
+// extracted values of the chunk. A missing or mismatched value is NULL, or
 // the type's zero value in a column that is not nullable; a value that
 // could not be stored as is (a mismatch, or missing from a required
 // column) is counted: its payload member stays in the overflow either
 // way. The switch on the type is the same for every value of the loop.
-func (pw *parquetWriter) typedValues(vals []parquet.Value, fi int) []parquet.Value {
+func (pw *parquetWriter) typedValues(vals []parquet.Value, fi int) {
 	f := &pw.lay.table.Fields[fi]
 	fill := parquet.Value{} // NULL
 	if !f.Nullable {
@@ -263,13 +260,12 @@ func (pw *parquetWriter) typedValues(vals []parquet.Value, fi int) []parquet.Val
 			if ev.State == columns.Mismatch || !f.Nullable {
 				bad++
 			}
-			vals = append(vals, fill)
+			vals[i] = fill
 			continue
 		}
-		vals = append(vals, typedValue(ev, f.Type))
+		vals[i] = typedValue(ev, f.Type)
 	}
 	pw.counts.errors[fi] += bad
-	return vals
 }
 
 // typedValue returns the Parquet value of an extracted value of type t.
