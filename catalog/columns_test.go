@@ -124,3 +124,26 @@ func TestTableEvolvesItsSchema(t *testing.T) {
 		t.Fatalf("not widened: %s", schemaString(tbl.Schema()))
 	}
 }
+
+// Through a REST catalog the schema update is a commit like any other.
+func TestRESTCatalogEvolvesSchema(t *testing.T) {
+	ctx := context.Background()
+	backing := openTest(t, t.TempDir())
+	srv := restServer(t, backing.Iceberg(), "tok")
+	defer srv.Close()
+	c, err := Open(ctx, Options{URI: srv.URL, Token: "tok", Columns: map[string]TableColumns{
+		"clicks": {Columns: []Column{{Name: "action", Type: "string"}, {Name: "at", Type: "timestamptz"}}, Overflow: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tbl, err := c.Table(ctx, "clicks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := schemaString(tbl.Schema()), "sequence long(1)!, topic string(2)!, partition int(3)!, timestamp_ms long(5)!, idempotency_key string(6), "+
+		"action string(100), at timestamptz(101), _payload_overflow binary(99), event_date date(7)!, event_hour int(8)!"; got != want {
+		t.Fatalf("schema through REST: %s", got)
+	}
+}
