@@ -352,7 +352,10 @@ func (c *IcebergTier) WritePrometheus(w io.Writer) {
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", m.name, m.help, m.name, m.typ, m.name, m.v)
 	}
-	if errs, nonObject := f.ExtractStats(); len(errs) > 0 || len(nonObject) > 0 {
+	// The typed-column families are exported (empty) also without typed
+	// columns, so that dashboards find them.
+	{
+		errs, nonObject := f.ExtractStats()
 		fmt.Fprintf(w, "# HELP zombi_extract_errors_total Values of typed columns (ZOMBI_TABLE_SCHEMA) not stored as they were, in committed events: "+
 			"present with a type that does not fit (NULL, or the zero value in a column that is not nullable) or missing from a column that is not nullable; "+
 			"the payload member stays in _payload_overflow\n# TYPE zombi_extract_errors_total counter\n")
