@@ -92,10 +92,10 @@ func widens(from, to iceberg.Type) bool {
 }
 
 // evolveSchema returns the schema cur must become for cols (nil when it
-// is right already). typed says whether the table has typed columns
-// configured (cols may be nil otherwise); fresh, that the table holds no
-// data yet (created by this process), so that columns may be dropped and
-// added as required, to match the Rust Zombi's layout exactly.
+// is right already); cols is nil for a table without typed columns.
+// fresh says that the table holds no data yet (created by this process),
+// so that payload may be dropped and columns added as required, to match
+// the Rust Zombi's layout exactly.
 //
 // used holds every field ID any schema of the table ever had, so that
 // none is given to another column.
