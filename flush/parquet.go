@@ -8,7 +8,6 @@ import (
 	"unsafe"
 
 	"github.com/apache/iceberg-go"
-
 	kzstd "github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -68,13 +67,6 @@ type extractCounts struct {
 	// nonObject counts payloads that are not a JSON object (of a table
 	// whose payload_format is json).
 	nonObject int64
-}
-
-func (c *extractCounts) add(o extractCounts) {
-	for i, n := range o.errors {
-		c.errors[i] += n
-	}
-	c.nonObject += o.nonObject
 }
 
 func newParquetWriter(lay *layout, codec *zstdCodec) *parquetWriter {
