@@ -32,7 +32,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/zombihq/zombi/catalog"
-	"github.com/zombihq/zombi/columns"
 )
 
 // ErrCompactionInProgress is returned by Maintainer.Compact when a
@@ -148,11 +147,7 @@ func (m *Maintainer) compactGroup(ctx context.Context, tbl *catalog.Table, fsys 
 	// The outputs have the table's current schema: every input column is
 	// copied by field ID (widened where the schema widened it), and a
 	// column an older file lacks is NULL.
-	var cfg *columns.Table
-	if t, ok := m.f.opts.Columns[tbl.Name()]; ok {
-		cfg = &t
-	}
-	lay, err := newLayout(tbl.Schema(), cfg)
+	lay, err := newLayout(tbl.Schema(), m.f.tableColumns(tbl.Name()))
 	if err != nil {
 		return err
 	}
@@ -406,6 +401,7 @@ type mergeRow struct {
 // cursor reads one input file.
 type cursor struct {
 	path string
+	lay  *layout // of the outputs
 	f    iceio.File
 	rows parquet.Rows
 	buf  []parquet.Row
@@ -421,7 +417,7 @@ type cursor struct {
 }
 
 // fill reads the next rows; it reports false at the end of the file.
-func (c *cursor) fill(lay *layout) (bool, error) {
+func (c *cursor) fill() (bool, error) {
 	if c.buf == nil {
 		c.buf = make([]parquet.Row, compactReadRows)
 	}
@@ -431,7 +427,7 @@ func (c *cursor) fill(lay *layout) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", c.path, err)
 	}
 	if n > 0 {
-		if err := c.load(lay); err != nil {
+		if err := c.load(); err != nil {
 			return false, err
 		}
 	}
@@ -439,7 +435,8 @@ func (c *cursor) fill(lay *layout) (bool, error) {
 }
 
 // load converts the row at c.i into c.cur.
-func (c *cursor) load(lay *layout) error {
+func (c *cursor) load() error {
+	lay := c.lay
 	r := c.buf[c.i]
 	cur := &c.cur
 	// Values in the order of the output's leaf columns, as a
@@ -497,19 +494,19 @@ func (mg *merger) openNext() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", lf.Path, err)
 	}
-	c := &cursor{path: lf.Path, f: f}
+	c := &cursor{path: lf.Path, f: f, lay: mg.lay}
 	pf, err := parquet.OpenFile(f, lf.SizeBytes, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true),
 		parquet.ReadBufferSize(64<<10))
 	if err != nil {
 		c.close()
 		return fmt.Errorf("open %s: %w", lf.Path, err)
 	}
-	if err := c.mapColumns(pf.Schema(), mg.lay); err != nil {
+	if err := c.mapColumns(pf.Schema()); err != nil {
 		c.close()
 		return fmt.Errorf("open %s: %w", lf.Path, err)
 	}
 	c.rows = parquet.MultiRowGroup(pf.RowGroups()...).Rows()
-	ok, err := c.fill(mg.lay)
+	ok, err := c.fill()
 	if err != nil || !ok {
 		c.close()
 		return err
@@ -520,7 +517,8 @@ func (mg *merger) openNext() error {
 
 // mapColumns matches the input file's columns to the layout's by field
 // ID, as Iceberg readers do.
-func (c *cursor) mapColumns(s *parquet.Schema, lay *layout) error {
+func (c *cursor) mapColumns(s *parquet.Schema) error {
+	lay := c.lay
 	leafOf := map[int]int{}
 	kinds := map[int]parquet.Kind{}
 	for _, fld := range s.Fields() {
@@ -582,7 +580,7 @@ func (mg *merger) next(beforeRefill func() error) (*mergeRow, bool, error) {
 	mg.last.vals = vals
 	c.i++
 	if c.i < c.n {
-		if err := c.load(mg.lay); err != nil {
+		if err := c.load(); err != nil {
 			return nil, false, err
 		}
 		heap.Fix(&mg.open, 0)
@@ -595,7 +593,7 @@ func (mg *merger) next(beforeRefill func() error) (*mergeRow, bool, error) {
 	if err := beforeRefill(); err != nil {
 		return nil, false, err
 	}
-	ok, err := c.fill(mg.lay)
+	ok, err := c.fill()
 	if err != nil {
 		return nil, false, err
 	}

@@ -335,7 +335,7 @@ func (f *Flusher) state(name string) *tableState {
 	ts := f.tables[name]
 	if ts == nil {
 		ts = &tableState{name: name, lastSeal: f.opts.Now()}
-		if cfg, ok := f.opts.Columns[name]; ok {
+		if cfg := f.tableColumns(name); cfg != nil {
 			ts.extract.fields = cfg.Fields
 			ts.extract.errors = make([]atomic.Int64, len(cfg.Fields))
 		}

@@ -66,15 +66,13 @@ type layout struct {
 	// table is the typed-column configuration (nil: none), whose
 	// extractor fills the srcExtracted columns.
 	table *columns.Table
-	// byID maps a field ID to its index in cols.
-	byID map[int]int
-	ids  []int // the field IDs, for catalog.DataFile.Columns
+	ids   []int // the field IDs, for catalog.DataFile.Columns
 }
 
 // newLayout returns the layout of schema for a table configured with
 // cfg (nil: no typed columns).
 func newLayout(schema *iceberg.Schema, cfg *columns.Table) (*layout, error) {
-	lay := &layout{table: cfg, byID: map[int]int{}}
+	lay := &layout{table: cfg}
 	group := parquet.Group{}
 	for _, f := range schema.Fields() {
 		c := column{id: f.ID, name: f.Name, typ: f.Type, required: f.Required, src: srcNull, field: -1}
@@ -105,7 +103,6 @@ func newLayout(schema *iceberg.Schema, cfg *columns.Table) (*layout, error) {
 			return nil, err
 		}
 		group[f.Name] = node
-		lay.byID[f.ID] = len(lay.cols)
 		lay.ids = append(lay.ids, f.ID)
 		lay.cols = append(lay.cols, c)
 	}
@@ -189,15 +186,19 @@ func (f *Flusher) layoutLocked(ts *tableState) error {
 	if ts.lay != nil && ts.layID == schema.ID {
 		return nil
 	}
-	var cfg *columns.Table
-	if t, ok := f.opts.Columns[ts.name]; ok {
-		cfg = &t
-	}
-	lay, err := newLayout(schema, cfg)
+	lay, err := newLayout(schema, f.tableColumns(ts.name))
 	if err != nil {
 		return fmt.Errorf("flush: table %s: %w", ts.name, err)
 	}
 	ts.lay, ts.layID = lay, schema.ID
+	return nil
+}
+
+// tableColumns returns the typed-column configuration of table, or nil.
+func (f *Flusher) tableColumns(table string) *columns.Table {
+	if t, ok := f.opts.Columns[table]; ok {
+		return &t
+	}
 	return nil
 }
 
@@ -213,9 +214,7 @@ type extractStats struct {
 
 func (s *extractStats) add(c extractCounts) {
 	for i, n := range c.errors {
-		if i < len(s.errors) {
-			s.errors[i].Add(n)
-		}
+		s.errors[i].Add(n)
 	}
 	s.nonObject.Add(c.nonObject)
 }

@@ -279,9 +279,9 @@ func typedValue(ev *columns.Value, t columns.Type) parquet.Value {
 	panic(fmt.Sprintf("BUG: flush: column type %v", t))
 }
 
-// writeRows writes rows already in the layout's column order (each value
-// with its levels set: column.level) to the open row group; compaction
-// writes so.
+// writeRows writes rows whose values are in the order of the Parquet
+// schema's leaves, each with its levels set (column.level), to the open
+// row group; compaction writes so.
 func (pw *parquetWriter) writeRows(rows []parquet.Row) error {
 	for ci := range pw.lay.cols {
 		if pw.lay.cols[ci].stats {

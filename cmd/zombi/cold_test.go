@@ -206,12 +206,32 @@ type flushReply struct {
 
 func (c *child) flush() flushReply {
 	c.t.Helper()
-	st, _, body := c.do("POST", "/tables/events/flush", "")
+	return c.flushTable("events")
+}
+
+func (c *child) flushTable(table string) flushReply {
+	c.t.Helper()
+	st, _, body := c.do("POST", "/tables/"+table+"/flush", "")
 	var fr flushReply
 	if st != 200 || json.Unmarshal([]byte(body), &fr) != nil || fr.Status != "ok" {
 		c.t.Fatalf("flush: %d %s\n%s", st, body, c.log())
 	}
 	return fr
+}
+
+// killIntoFlush starts a flush of table, kills the child with SIGKILL
+// delay later (during the flush or right after it) and returns a new
+// child on the same data directory.
+func (c *child) killIntoFlush(table string, delay time.Duration, dir string, extra ...string) *child {
+	go func() {
+		req, _ := http.NewRequest("POST", c.base+"/tables/"+table+"/flush", nil)
+		if r, err := coldClient.Do(req); err == nil {
+			r.Body.Close()
+		}
+	}()
+	time.Sleep(delay)
+	c.kill()
+	return startChild(c.t, dir, extra...)
 }
 
 // scanREST reads table events through our /v1 view with iceberg-go's
@@ -335,15 +355,7 @@ func TestServeColdLocalCrashes(t *testing.T) {
 	// increasing delays; a restart reconciles with the table.
 	for round, delay := range []time.Duration{3 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond, 60 * time.Millisecond} {
 		write(c, 150000)
-		go func(c *child) {
-			req, _ := http.NewRequest("POST", c.base+"/tables/events/flush", nil)
-			if r, err := coldClient.Do(req); err == nil {
-				r.Body.Close()
-			}
-		}(c)
-		time.Sleep(delay)
-		c.kill()
-		c = startChild(t, dir, opts...)
+		c = c.killIntoFlush("events", delay, dir, opts...)
 		if round%2 == 1 {
 			write(c, 100) // new events on top of a half-flushed range
 		}

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -321,15 +320,7 @@ func TestServeTypedColumnsCrashes(t *testing.T) {
 	}
 	for round, delay := range []time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {
 		write(c, 60000)
-		go func(c *child) {
-			req, _ := http.NewRequest("POST", c.base+"/tables/clicks/flush", nil)
-			if r, err := coldClient.Do(req); err == nil {
-				r.Body.Close()
-			}
-		}(c)
-		time.Sleep(delay)
-		c.kill()
-		c = startChild(t, dir, opts...)
+		c = c.killIntoFlush("clicks", delay, dir, opts...)
 		if round%2 == 1 {
 			write(c, 100) // new events on top of a half-flushed range
 		}
@@ -376,16 +367,6 @@ func writeTyped(t *testing.T, c *child, cases []typedCase) {
 	if st, _, body := c.do("POST", "/tables/clicks/bulk", `{"records":[`+strings.Join(recs, ",")+`]}`); st != 202 {
 		t.Fatalf("write: %d %s", st, body)
 	}
-}
-
-func (c *child) flushTable(table string) flushReply {
-	c.t.Helper()
-	st, _, body := c.do("POST", "/tables/"+table+"/flush", "")
-	var fr flushReply
-	if st != 200 || json.Unmarshal([]byte(body), &fr) != nil || fr.Status != "ok" {
-		c.t.Fatalf("flush: %d %s\n%s", st, body, c.log())
-	}
-	return fr
 }
 
 func (c *child) metrics() string {
