@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/zombihq/zombi/jsonstr"
 )
 
 // State says what a column got from a payload.
@@ -244,7 +246,7 @@ func (x *Extractor) find(n *node, key []byte, esc bool) *node {
 		return nil
 	}
 	if esc {
-		x.scratch = unescape(x.scratch[:0], key)
+		x.scratch = jsonstr.AppendUnescaped(x.scratch[:0], key)
 		key = x.scratch
 	}
 	if n.index != nil {
@@ -431,7 +433,7 @@ func (x *Extractor) text(tok *token) []byte {
 		return tok.raw[:len(tok.raw):len(tok.raw)]
 	}
 	if tok.text == nil {
-		tok.text = x.arena.commit(unescape(x.arena.reserve(len(tok.raw)), tok.raw))
+		tok.text = x.arena.commit(jsonstr.AppendUnescaped(x.arena.reserve(len(tok.raw)), tok.raw))
 	}
 	return tok.text
 }
@@ -445,7 +447,7 @@ func (x *Extractor) unescaped(tok *token) []byte {
 	if tok.text != nil {
 		return tok.text
 	}
-	x.scratch = unescape(x.scratch[:0], tok.raw)
+	x.scratch = jsonstr.AppendUnescaped(x.scratch[:0], tok.raw)
 	return x.scratch
 }
 

@@ -135,56 +135,6 @@ func hex4(b []byte, p int) rune {
 	return r
 }
 
-// unescape appends the text of s, the contents of a string scanString
-// accepted, to dst. The text is never longer than s. A lone surrogate
-// escape becomes U+FFFD, as in encoding/json.
-func unescape(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '\\' {
-			j := i + 1
-			for j < len(s) && s[j] != '\\' {
-				j++
-			}
-			dst = append(dst, s[i:j]...)
-			i = j
-			continue
-		}
-		switch c := s[i+1]; c {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(s, i+2)
-			i += 6
-			if 0xD800 <= r && r < 0xE000 { // a surrogate
-				if 0xD800 <= r && r < 0xDC00 && i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if r2 := hex4(s, i+2); 0xDC00 <= r2 && r2 < 0xE000 {
-						r = (r-0xD800)<<10 | (r2 - 0xDC00) + 0x10000
-						i += 6
-						dst = utf8.AppendRune(dst, r)
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, c)
-		}
-		i += 2
-	}
-	return dst
-}
-
 // scanNumber scans the number that starts at b[p]. isInt reports whether it
 // has neither a fraction nor an exponent.
 func scanNumber(b []byte, p int) (end int, isInt, ok bool) {

@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/jsonstr"
 )
 
 // The JSON bodies of the write API:
@@ -242,7 +242,7 @@ func (d *Decoder) event(s *scanner) *Error {
 		r.Payload = payload.raw
 	case payload.kind == fieldEscaped:
 		start := len(d.scratch)
-		d.scratch = appendUnescaped(d.scratch, payload.raw)
+		d.scratch = jsonstr.AppendUnescaped(d.scratch, payload.raw)
 		d.fix = append(d.fix, scratchRef{rec: idx, start: start, end: len(d.scratch)})
 	case payload.kind == fieldValueWide:
 		start := len(d.scratch)
@@ -251,7 +251,7 @@ func (d *Decoder) event(s *scanner) *Error {
 	case b64.kind == fieldString || b64.kind == fieldEscaped:
 		src := b64.raw
 		if b64.kind == fieldEscaped {
-			d.keyBuf = appendUnescaped(d.keyBuf[:0], src)
+			d.keyBuf = jsonstr.AppendUnescaped(d.keyBuf[:0], src)
 			src = d.keyBuf
 		}
 		start := len(d.scratch)
@@ -293,7 +293,7 @@ func (d *Decoder) idemKey(s *scanner, r *engine.Record, idx int) *Error {
 	}
 	// Resolved later, unless a later key replaces it.
 	start := len(d.scratch)
-	d.scratch = appendUnescaped(d.scratch, raw)
+	d.scratch = jsonstr.AppendUnescaped(d.scratch, raw)
 	r.Key = nil
 	d.fix = append(d.fix, scratchRef{rec: idx, start: start, end: len(d.scratch), key: true})
 	return nil
@@ -337,7 +337,7 @@ func (d *Decoder) member(s *scanner) ([]byte, *Error) {
 		return nil, err
 	}
 	if esc {
-		d.keyBuf = appendUnescaped(d.keyBuf[:0], key)
+		d.keyBuf = jsonstr.AppendUnescaped(d.keyBuf[:0], key)
 		key = d.keyBuf
 	}
 	if err := s.colon(); err != nil {
@@ -492,71 +492,6 @@ func plain8(x uint64) bool {
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func hexVal(b []byte) rune {
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c <= '9':
-			c -= '0'
-		case c >= 'a':
-			c -= 'a' - 10
-		default:
-			c -= 'A' - 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
-}
-
-// appendUnescaped appends the contents of a string that str accepted,
-// unescaped. A \u escape of a lone surrogate becomes U+FFFD, as in
-// encoding/json.
-func appendUnescaped(dst, raw []byte) []byte {
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			j := i + 1
-			for j < len(raw) && raw[j] != '\\' {
-				j++
-			}
-			dst = append(dst, raw[i:j]...)
-			i = j
-			continue
-		}
-		switch raw[i+1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hexVal(raw[i+2:])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				r2 := utf8.RuneError
-				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if d := utf16.DecodeRune(r, hexVal(raw[i+2:])); d != utf8.RuneError {
-						r2 = d
-						i += 6
-					}
-				}
-				r = r2
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, raw[i+1])
-		}
-		i += 2
-	}
-	return dst
 }
 
 // appendCompact appends a JSON value's text without the whitespace
