@@ -46,9 +46,6 @@ const (
 	RoleAdmin   = param.RoleAdmin
 )
 
-// ParseRole parses "metrics", "read", "write" or "admin".
-func ParseRole(s string) (Role, error) { return param.ParseRole(s) }
-
 // Token is one bearer token and its role.
 type Token = param.Token
 

@@ -24,10 +24,6 @@ func badRequest(format string, args ...any) error {
 	return &decodeError{code: codeBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
-func invalidInput(format string, args ...any) error {
-	return &decodeError{code: codeInvalidInput, msg: fmt.Sprintf(format, args...)}
-}
-
 // jsonPartition reads the partition of a consumer offset commit.
 func jsonPartition(v *fastjson.Value) (uint32, error) {
 	if v.Type() == fastjson.TypeNull {
