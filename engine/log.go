@@ -271,24 +271,7 @@ func (l *plog) append(recs []Record, offsets []uint64) (uint64, bool, error) {
 // rollLocked retires the active segment (sealing it in the background, or
 // removing it when empty) and creates a new one with room for need bytes.
 func (l *plog) rollLocked(need int, now int64) (*seg, error) {
-	if act := l.activeLocked(); act != nil {
-		act.sealing = true
-		if act.last < act.base {
-			l.segs = l.segs[:len(l.segs)-1]
-			l.dropSeg(act)
-		} else {
-			l.e.wg.Add(1)
-			l.sealsInFlight++
-			go func() {
-				defer l.e.wg.Done()
-				l.seal(act)
-				l.mu.Lock()
-				l.sealsInFlight--
-				l.sealDone.Broadcast()
-				l.mu.Unlock()
-			}()
-		}
-	}
+	l.retireActiveLocked()
 	capacity := l.e.opts.SegmentBytes
 	if c := int64(segment.HeaderSize + need); c > capacity {
 		capacity = c
@@ -316,6 +299,31 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 		bld: index.NewBuilder(l.next, l.e.opts.IndexIntervalBytes), mtimeMs: now}
 	l.segs = append(l.segs, sg)
 	return sg, nil
+}
+
+// retireActiveLocked stops the active segment taking appends: it is
+// sealed in the background, or removed when empty.
+func (l *plog) retireActiveLocked() {
+	act := l.activeLocked()
+	if act == nil {
+		return
+	}
+	act.sealing = true
+	if act.last < act.base {
+		l.segs = l.segs[:len(l.segs)-1]
+		l.dropSeg(act)
+		return
+	}
+	l.e.wg.Add(1)
+	l.sealsInFlight++
+	go func() {
+		defer l.e.wg.Done()
+		l.seal(act)
+		l.mu.Lock()
+		l.sealsInFlight--
+		l.sealDone.Broadcast()
+		l.mu.Unlock()
+	}()
 }
 
 // Retry delays after a failed reservation of the next segment's file

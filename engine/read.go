@@ -525,6 +525,46 @@ func (e *Engine) MarkFlushed(tname string, partition uint32, upTo uint64) error 
 	return nil
 }
 
+// Advance moves partition p of table on to offset to, creating the
+// partition when it is new: the next append gets to+1, and every offset
+// up to to counts as flushed. It is how a partition goes on with a
+// numbering that another server began and committed to the cold tier up
+// to to (a partition taken over in a cluster), so that its offsets are
+// never handed out twice. The active segment is retired (sealed, or
+// removed when empty), since a segment's records are consecutive. A
+// partition that has handed out to already is left as it is: Advance
+// returns its high watermark, which is at or beyond to.
+func (e *Engine) Advance(tname string, p uint32, to uint64) (high uint64, err error) {
+	l, err := e.log(tname, p, true)
+	if err != nil {
+		return 0, err
+	}
+	if err := l.failure(); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if l.next > to {
+		return l.next - 1, nil
+	}
+	l.retireActiveLocked()
+	old := l.next
+	l.next, l.flushed = to+1, to
+	l.lease = max(l.lease, l.next+e.opts.SequenceLease)
+	if err := l.saveStateLocked(); err != nil {
+		return 0, l.fail(fmt.Errorf("advance to %d: %w", to, err))
+	}
+	// The group commit's marks stay: writers waiting for records
+	// before old still wait for their write, and the next append
+	// moves the marks past to.
+	l.high.Store(to)
+	e.opts.Logger.Info("partition advanced", "table", tname, "partition", p, "from", old, "next", l.next)
+	return to, nil
+}
+
 // collect deletes the segments whose hot retention after flush has
 // passed. Keys of deleted records still inside the idempotency window are
 // saved first, so retries keep being recognised.
