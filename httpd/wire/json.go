@@ -191,7 +191,7 @@ func (d *Decoder) event(s *scanner) *Error {
 	s.i++
 	s.ws()
 	idx := len(d.recs)
-	var r engine.Record
+	r := engine.Record{Partition: d.defaultPartition()}
 	var payload, b64 field
 	if s.peek() == '}' {
 		s.i++

@@ -101,7 +101,7 @@ func (d *Decoder) ProtoBulk(body []byte) ([]engine.Record, error) {
 			if n < 0 {
 				return nil, protoError(n)
 			}
-			r, err := decodeProtoBulkRecord(v)
+			r, err := decodeProtoBulkRecord(v, d.defaultPartition())
 			if err != nil {
 				return nil, err
 			}
@@ -118,8 +118,8 @@ func (d *Decoder) ProtoBulk(body []byte) ([]engine.Record, error) {
 	return d.recs, nil
 }
 
-func decodeProtoBulkRecord(b []byte) (engine.Record, error) {
-	var r engine.Record
+func decodeProtoBulkRecord(b []byte, partition uint32) (engine.Record, error) {
+	r := engine.Record{Partition: partition}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -138,8 +138,12 @@ func decodeProtoBulkRecord(b []byte) (engine.Record, error) {
 			if n < 0 {
 				return r, protoError(n)
 			}
-			// uint32 fields take the low 32 bits of the varint (proto3).
-			r.Partition, b = uint32(v), b[n:]
+			// uint32 fields take the low 32 bits of the varint (proto3);
+			// 0 names no partition (what proto3 writers send for it).
+			if p := uint32(v); p != 0 {
+				r.Partition = p
+			}
+			b = b[n:]
 		case num == bulkRecTimestampMs && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {

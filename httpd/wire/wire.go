@@ -15,6 +15,7 @@ package wire
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/zombihq/zombi/engine"
 )
@@ -63,12 +64,30 @@ func tooManyRecords(limit int) *Error {
 type Decoder struct {
 	// MaxRecords is the most records a bulk request may hold; 0: no bound.
 	MaxRecords int
+	// MarkUnplaced gives a record that names no partition the partition
+	// Unplaced instead of 0, for a server that places such records itself
+	// (a node of a cluster writes them to a partition it owns). A
+	// protobuf bulk record names none when its partition is 0: proto3
+	// does not tell an explicit 0 from an absent field.
+	MarkUnplaced bool
 
 	recs    []engine.Record
 	scratch []byte       // payloads and keys that are not a sub-slice of the body
 	fix     []scratchRef // fields that live in scratch, resolved once it stops growing
 	stack   []byte       // open containers while skipping a JSON value
 	keyBuf  []byte       // an object key with escapes, unescaped
+}
+
+// Unplaced is the partition of a record that named none, when
+// Decoder.MarkUnplaced is set: above every partition a write may name.
+const Unplaced = math.MaxUint32
+
+// defaultPartition is the partition of a record that names none.
+func (d *Decoder) defaultPartition() uint32 {
+	if d.MarkUnplaced {
+		return Unplaced
+	}
+	return 0
 }
 
 // scratchRef says that a field of recs[rec] is scratch[start:end].
