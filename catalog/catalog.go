@@ -79,6 +79,10 @@ const (
 	// CheckPrefix: zombi.check.<p> fingerprints the event at the
 	// watermark of partition p (Mark.Check).
 	CheckPrefix = "zombi.check."
+	// AdoptedPrefix: zombi.adopted.<p> = "<node>@<offset>" says that the
+	// commit took partition p over from node, whose watermark stood at
+	// offset (Range.Adopt), in the summary of that commit's snapshot only.
+	AdoptedPrefix = "zombi.adopted."
 )
 
 // Options configures Open. A zero value means "use the default".

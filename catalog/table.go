@@ -59,6 +59,12 @@ type Range struct {
 	SkippedTo uint64
 	// Check fingerprints the event at To (Mark.Check).
 	Check string
+	// Adopt, when not "", is the server this one took the partition
+	// over from (a cluster's handover): a committed watermark of Adopt's
+	// at From-1 (or at SkippedTo's start) is taken over instead of
+	// refused as another owner's (ErrForeignOwner). The snapshot's
+	// summary records it (AdoptedPrefix).
+	Adopt string
 }
 
 // DataFile is a Parquet data file written by flush/, with the statistics
@@ -319,8 +325,17 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 		return res, false, err
 	}
 	done := 0
+	adopted := map[uint32]string{} // partitions taken over, and from whom
 	for _, r := range ranges {
-		if err := w[r.Partition].ForeignTo(t.c.opts.Owner, t.name, r.Partition); err != nil {
+		m := w[r.Partition]
+		if r.Adopt != "" && m.Owner == r.Adopt && m.Owner != t.c.opts.Owner {
+			adopted[r.Partition] = r.Adopt
+			// A takeover: only from where the previous owner left off.
+			if m.Flushed != r.From-1 {
+				return res, false, fmt.Errorf("%w: table %s partition %d: node %q committed up to %d, taken over at %d",
+					ErrConflict, t.name, r.Partition, r.Adopt, m.Flushed, r.From-1)
+			}
+		} else if err := m.ForeignTo(t.c.opts.Owner, t.name, r.Partition); err != nil {
 			return res, false, err
 		}
 		if r.From == 0 || r.To < r.From || r.SkippedTo != 0 && (r.SkippedTo < r.From || r.SkippedTo >= r.To) {
@@ -354,9 +369,12 @@ func (t *Table) commitOnceLocked(ctx context.Context, ranges []Range, files []Da
 	}
 	props := summaryProps(w)
 	for _, r := range ranges {
+		ps := strconv.FormatUint(uint64(r.Partition), 10)
 		if r.SkippedTo != 0 {
-			props[SkippedPrefix+strconv.FormatUint(uint64(r.Partition), 10)] =
-				strconv.FormatUint(r.From, 10) + "-" + strconv.FormatUint(r.SkippedTo, 10)
+			props[SkippedPrefix+ps] = strconv.FormatUint(r.From, 10) + "-" + strconv.FormatUint(r.SkippedTo, 10)
+		}
+		if from, ok := adopted[r.Partition]; ok {
+			props[AdoptedPrefix+ps] = from + "@" + strconv.FormatUint(r.From-1, 10)
 		}
 	}
 	tx := t.tbl.NewTransaction()
