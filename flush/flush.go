@@ -135,6 +135,12 @@ type Options struct {
 	// same columns (catalog.Options.Columns), which shape the tables'
 	// schemas. Default none.
 	Columns map[string]columns.Table
+	// Owns, when set, tells whether this server owns partition p of
+	// table now (a node of a cluster), and how it took the partition
+	// over. A partition it does not own is not flushed: its events stay
+	// in the hot tier, since another node numbers that partition. Default
+	// nil: every partition is this server's.
+	Owns func(table string, p uint32) (Takeover, bool)
 	// OnFlush, when set, is called after every flush that committed
 	// something, with its Result (for metrics: the duration histogram).
 	OnFlush func(Result)
@@ -252,10 +258,14 @@ type tableState struct {
 	// committed is the table's committed watermarks; nil when it must be
 	// reloaded (at start and after any failure).
 	committed catalog.Watermarks
-	batch     batch
-	lastSeal  time.Time
-	failures  int
-	retryAt   time.Time
+	// reload asks for committed to be read again before the next flush
+	// (Reload: a partition was taken over, and another node moved its
+	// watermark on).
+	reload   atomic.Bool
+	batch    batch
+	lastSeal time.Time
+	failures int
+	retryAt  time.Time
 	// lastErr is the last flush's error (nil after a success); read
 	// without ts.mu by LastError.
 	lastErr atomic.Pointer[error]

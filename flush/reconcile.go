@@ -37,6 +37,9 @@ func (f *Flusher) prepareLocked(ctx context.Context, ts *tableState) error {
 	if err := f.layoutLocked(ts); err != nil {
 		return err
 	}
+	if ts.reload.Swap(false) {
+		ts.committed = nil
+	}
 	if ts.committed != nil {
 		return nil
 	}

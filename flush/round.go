@@ -77,7 +77,12 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		if ts.stuck[pi.Partition] != nil {
 			continue
 		}
-		if err := f.notOursLocked(ts, pi.Partition); err != nil {
+		tk, own := f.owns(ts.name, pi.Partition)
+		if !own {
+			continue // another node numbers it now
+		}
+		adopt, skipTo := f.handover(tk, ts.committed[pi.Partition])
+		if err := f.notOursLocked(ts, pi.Partition); err != nil && adopt == "" {
 			ts.stuck[pi.Partition] = err
 			continue
 		}
@@ -85,6 +90,9 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		start := from // the first offset to read: past a gap being skipped
 		if to, ok := ts.skip[pi.Partition]; ok && to >= from {
 			start = to + 1
+		}
+		if skipTo >= start {
+			start = skipTo + 1
 		}
 		end, err := f.sealedEnd(ts.name, pi.Partition, start)
 		if err != nil {
@@ -135,7 +143,7 @@ func (f *Flusher) roundLocked(ctx context.Context, ts *tableState, res *Result) 
 		}
 		pr.Files = len(pw.files)
 		files = append(files, pw.files...)
-		rg := catalog.Range{Partition: pi.Partition, From: from, To: pr.To, High: pi.High, Check: check}
+		rg := catalog.Range{Partition: pi.Partition, From: from, To: pr.To, High: pi.High, Check: check, Adopt: adopt}
 		if start > from {
 			rg.SkippedTo, pr.SkippedTo = start-1, start-1
 		}
