@@ -407,6 +407,10 @@ type PartitionInfo struct {
 	Failed    error // non-nil when the log has failed (ErrLogFailed)
 }
 
+// MaxPartitions is the bound on partition numbers (Options.MaxPartitions):
+// a partition must be below it.
+func (e *Engine) MaxPartitions() uint32 { return e.opts.MaxPartitions }
+
 // Partitions describes the partitions of a table, in order. It returns
 // nil for an unknown table.
 func (e *Engine) Partitions(tname string) []PartitionInfo {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -46,6 +47,20 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 		}
 		cancel()
 	}
+	var cl ClusterStatus
+	clStatus, clErr := "", ""
+	if pl := s.cfg.Placement; pl != nil {
+		cl = pl.Status()
+		clStatus = "ok"
+		switch {
+		case cl.Err != nil:
+			clStatus, clErr, ok = "error", cl.Err.Error(), false
+		case len(cl.DeadNodes) > 0:
+			clStatus = "degraded"
+			clErr = strconv.Itoa(cl.Orphaned) + " partition(s) of node(s) " + strings.Join(cl.DeadNodes, ", ") +
+				" take no writes: the node is down; they come back with it, or with `zombi cluster handoff` once its disk is lost"
+		}
+	}
 	inflight := s.adm.bytes.Load()
 	bp := "ok"
 	if float64(inflight) >= 0.9*float64(s.adm.maxBytes) || float64(s.adm.writes.Load()) >= 0.9*float64(s.adm.maxWrites) {
@@ -62,6 +77,18 @@ func (s *Server) ready(ctx *fasthttp.RequestCtx) {
 	b = appendComponent(b, hot, hotErr)
 	b = append(b, `,"cold_storage":`...)
 	b = appendComponent(b, cold, coldErr)
+	if clStatus != "" {
+		b = append(b, `,"cluster":`...)
+		b = appendComponent(b, clStatus, clErr)
+		b = b[:len(b)-1]
+		b = append(b, `,"node":`...)
+		b = appendJSONString(b, cl.Node)
+		b = append(b, ',')
+		b = appendIntField(b, "own_partitions", int64(cl.Own))
+		b = append(b, ',')
+		b = appendIntField(b, "orphaned_partitions", int64(cl.Orphaned))
+		b = append(b, '}')
+	}
 	b = append(b, `,"backpressure":{"status":"`...)
 	b = append(b, bp...)
 	b = append(b, `",`...)
@@ -146,26 +173,64 @@ func (s *Server) stats(ctx *fasthttp.RequestCtx) {
 
 // watermark serves GET /tables/{t}/watermark:
 // {"topic":t,"partitions":{"0":{"watermark":flushed,"high_watermark":last}}}.
+// In a cluster every partition of the table is listed with its "owner"
+// ({"node","address","alive"}); the watermarks are given for this
+// node's own partitions, and the owner answers for the others.
 func (s *Server) watermark(ctx *fasthttp.RequestCtx, tname []byte) {
 	if !param.ValidTableName(tname) {
 		s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
 		return
 	}
 	table := string(tname)
+	var owners map[uint32]PartitionOwner
+	if pl := s.cfg.Placement; pl != nil {
+		c, cancel := context.WithTimeout(ctx, placeTimeout)
+		list, err := pl.Owners(c, table)
+		cancel()
+		if err != nil {
+			s.clusterUnavailable(ctx, err)
+			return
+		}
+		owners = make(map[uint32]PartitionOwner, len(list))
+		for _, po := range list {
+			owners[po.Partition] = po
+		}
+	}
 	b := append([]byte(nil), `{"topic":"`...)
 	b = append(b, table...)
 	b = append(b, `","partitions":{`...)
-	for i, p := range s.eng.Partitions(table) {
-		if i > 0 {
+	n := 0
+	entry := func(p uint32) {
+		if n > 0 {
 			b = append(b, ',')
 		}
+		n++
 		b = append(b, '"')
-		b = strconv.AppendUint(b, uint64(p.Partition), 10)
+		b = strconv.AppendUint(b, uint64(p), 10)
 		b = append(b, `":{`...)
+	}
+	for _, p := range s.eng.Partitions(table) {
+		po, listed := owners[p.Partition]
+		if owners != nil && (!listed || !po.Mine) {
+			continue // a leftover of a partition this node no longer writes
+		}
+		entry(p.Partition)
 		b = appendUintField(b, "watermark", p.Flushed)
 		b = append(b, ',')
 		b = appendUintField(b, "high_watermark", p.High)
+		if listed {
+			b = append(b, `,"owner":`...)
+			b = appendOwner(b, po)
+		}
 		b = append(b, '}')
+	}
+	for _, po := range owners {
+		if !po.Mine {
+			entry(po.Partition)
+			b = append(b, `"owner":`...)
+			b = appendOwner(b, po)
+			b = append(b, '}')
+		}
 	}
 	b = append(b, `}}`...)
 	writeJSON(ctx, fasthttp.StatusOK, b)
@@ -352,7 +417,19 @@ func (s *Server) commitOffset(ctx *fasthttp.RequestCtx, group []byte) {
 	}
 	topic := string(tv.GetStringBytes())
 	g := string(group)
-	if err := s.eng.CommitOffset(g, topic, part, off); err != nil {
+	if pl := s.cfg.Placement; pl != nil {
+		if !param.ValidTableName(tv.GetStringBytes()) {
+			s.writeError(ctx, fasthttp.StatusBadRequest, codeInvalidInput, invalidTableMsg)
+			return
+		}
+		c, cancel := context.WithTimeout(ctx, placeTimeout)
+		err := pl.CommitOffset(c, g, topic, part, off)
+		cancel()
+		if err != nil {
+			s.clusterUnavailable(ctx, err)
+			return
+		}
+	} else if err := s.eng.CommitOffset(g, topic, part, off); err != nil {
 		s.engineError(ctx, err)
 		return
 	}
@@ -390,7 +467,19 @@ func (s *Server) getOffset(ctx *fasthttp.RequestCtx, group []byte) {
 		}
 		part = n
 	}
-	off, ok := s.eng.ConsumerOffset(string(group), string(topic), part)
+	off, ok := uint64(0), false
+	if pl := s.cfg.Placement; pl != nil {
+		c, cancel := context.WithTimeout(ctx, placeTimeout)
+		var err error
+		off, ok, err = pl.Offset(c, string(group), string(topic), part)
+		cancel()
+		if err != nil {
+			s.clusterUnavailable(ctx, err)
+			return
+		}
+	} else {
+		off, ok = s.eng.ConsumerOffset(string(group), string(topic), part)
+	}
 	b := append([]byte(nil), `{"group":`...)
 	b = appendJSONString(b, group)
 	b = append(b, `,"topic":`...)

@@ -78,6 +78,20 @@ func newServerMetrics(s *Server) *serverMetrics {
 		}
 		return 0
 	})
+	if pl := s.cfg.Placement; pl != nil {
+		// A cluster node's standing: its lease, and the partitions of
+		// dead nodes that take no writes (ClusterStatus).
+		set.NewGauge("zombi_cluster_lease_ok", func() float64 {
+			if pl.Status().Err != nil {
+				return 0
+			}
+			return 1
+		})
+		set.NewGauge(`zombi_cluster_partitions{state="own"}`, func() float64 { return float64(pl.Status().Own) })
+		set.NewGauge(`zombi_cluster_partitions{state="elsewhere"}`, func() float64 { return float64(pl.Status().Elsewhere) })
+		set.NewGauge(`zombi_cluster_partitions{state="orphaned"}`, func() float64 { return float64(pl.Status().Orphaned) })
+		set.NewGauge("zombi_cluster_dead_nodes", func() float64 { return float64(len(pl.Status().DeadNodes)) })
+	}
 	set.NewGauge("zombi_writes_rate_per_sec", func() float64 {
 		return float64(m.writes.Get()) / max(time.Since(s.start).Seconds(), 1e-9)
 	})

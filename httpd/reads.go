@@ -37,6 +37,9 @@ func (s *Server) read(ctx *fasthttp.RequestCtx, tname []byte) {
 		return
 	}
 	table := s.names.get(tname)
+	if !s.readElsewhere(ctx, table, rq.q.Partition) {
+		return
+	}
 	var events []engine.Event
 	more := false
 	if rq.q.Limit == 0 {

@@ -71,6 +71,9 @@ type Config struct {
 	Catalog fasthttp.RequestHandler
 	// Logger receives request errors. Default slog.Default().
 	Logger *slog.Logger
+	// Placement places writes when this node is one of a cluster
+	// (placement.go). nil: a single node.
+	Placement Placement
 
 	// MaxBodyBytes bounds a request body; larger ones answer 413 unread.
 	// Default 16 MiB.
@@ -209,9 +212,13 @@ type Server struct {
 	// cold tier's OverBudget); nil without one. An atomic load.
 	overBudget func() bool
 
-	names    tableNames
-	start    time.Time
-	stopping atomic.Bool // set by Shutdown: readiness fails, new writes are refused
+	names tableNames
+	start time.Time
+	// turn spreads the writes that name no partition over this node's
+	// own partitions, a request at a time (place).
+	turn          atomic.Uint32
+	maxPartitions uint32
+	stopping      atomic.Bool // set by Shutdown: readiness fails, new writes are refused
 }
 
 // New returns a server for cfg.
@@ -221,10 +228,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:   cfg,
-		eng:   cfg.Engine,
-		log:   cfg.Logger,
-		start: time.Now(),
+		cfg:           cfg,
+		eng:           cfg.Engine,
+		log:           cfg.Logger,
+		start:         time.Now(),
+		maxPartitions: cfg.Engine.MaxPartitions(),
 		adm: admission{
 			maxWrites: int64(cfg.MaxInflightWrites),
 			maxBytes:  cfg.MaxInflightBytes,

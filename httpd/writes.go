@@ -198,6 +198,7 @@ func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
 		return
 	}
 	var rec engine.Record
+	st.dec.MarkUnplaced = s.cfg.Placement != nil
 	if isProtobuf(ctx) {
 		var p uint32
 		if p, ok = s.partitionHeader(ctx); !ok {
@@ -212,6 +213,12 @@ func (s *Server) writeOne(ctx *fasthttp.RequestCtx, tname []byte) {
 		return
 	}
 	table := s.names.get(tname)
+	if one := [1]engine.Record{rec}; s.cfg.Placement != nil {
+		if !s.place(ctx, table, one[:]) {
+			return
+		}
+		rec = one[0]
+	}
 	off, _, err := s.eng.Append(table, rec)
 	if err != nil {
 		s.engineError(ctx, err)
@@ -253,6 +260,7 @@ func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
 	}
 	var recs []engine.Record
 	st.dec.MaxRecords = s.cfg.MaxBulkRecords
+	st.dec.MarkUnplaced = s.cfg.Placement != nil
 	if isProtobuf(ctx) {
 		recs, err = st.dec.ProtoBulk(body)
 	} else {
@@ -263,6 +271,9 @@ func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
 		return
 	}
 	table := s.names.get(tname)
+	if !s.place(ctx, table, recs) {
+		return
+	}
 	if cap(st.offs) < len(recs) {
 		st.offs = make([]uint64, len(recs))
 	}
@@ -295,10 +306,14 @@ func (s *Server) writeBulk(ctx *fasthttp.RequestCtx, tname []byte) {
 	writeJSON(ctx, fasthttp.StatusAccepted, b)
 }
 
-// partitionHeader parses X-Partition (default 0).
+// partitionHeader parses X-Partition (default 0; in a cluster,
+// wire.Unplaced: this node places the record).
 func (s *Server) partitionHeader(ctx *fasthttp.RequestCtx) (uint32, bool) {
 	v := ctx.Request.Header.Peek("X-Partition")
 	if len(v) == 0 {
+		if s.cfg.Placement != nil {
+			return wire.Unplaced, true
+		}
 		return 0, true
 	}
 	n, err := parseUint32(v)
