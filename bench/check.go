@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -49,7 +48,7 @@ func checkConsistency(ctx context.Context, cfg *Config, ws []*worker) *Consisten
 				m = map[uint64]string{}
 				want[a.partition] = m
 			}
-			id := "w" + strconv.Itoa(w.id) + "-" + strconv.FormatUint(a.seq, 10) + "-"
+			id := payloadID(cfg.RunTag, w.id, a.seq)
 			if other, dup := m[a.offset]; dup {
 				bad("partition %d offset %d acked twice (%s and %s)", a.partition, a.offset, other, id)
 			}
@@ -109,8 +108,10 @@ func checkConsistency(ctx context.Context, cfg *Config, ws []*worker) *Consisten
 					continue // another producer's event, or one never acked
 				}
 				seen[off] = true
-				if pl := rec.GetStringBytes("payload"); !bytes.HasPrefix(pl, []byte(id)) || len(pl) != cfg.Size {
-					bad("partition %d offset %d: payload %.40q…, want %s… of %d B", part, off, pl, id, cfg.Size)
+				if pl := rec.GetStringBytes("payload"); len(pl) != cfg.Size {
+					bad("partition %d offset %d: payload %.40q… of %d B, want %d B", part, off, pl, len(pl), cfg.Size)
+				} else if got, _ := PayloadID(pl); got != id {
+					bad("partition %d offset %d: payload %.40q… carries id %q, want %s", part, off, pl, got, id)
 				}
 				r.ReadBack++
 			}
@@ -153,9 +154,11 @@ type BackpressureResult struct {
 // writes from one connection for the last third and checks that the
 // server accepts them again within 5 s and keeps accepting (≥ 99 %). A
 // 503 without Retry-After is a violation too.
-func runBackpressure(ctx context.Context, cfg Config) (*Report, error) {
+//
+// With acks (aw), the recovery writes carry ids too, as worker cfg.Conns.
+func runBackpressure(ctx context.Context, cfg Config, aw *ackWriter) (*Report, error) {
 	over := cfg.Duration * 2 / 3
-	rep, ws, err := runWorkers(ctx, &cfg, over)
+	rep, ws, err := runWorkers(ctx, &cfg, over, aw)
 	if err != nil {
 		return nil, err
 	}
@@ -177,13 +180,26 @@ func runBackpressure(ctx context.Context, cfg Config) (*Report, error) {
 	c := newConn(cfg.Target, cfg.Timeout)
 	defer c.close()
 	rb := requestBuilder{host: cfg.Target}
-	body := appendSingleBody(nil, EncodingJSON, filler(82, 99), 0)
+	const recSize = 82
+	body := appendSingleBody(nil, EncodingJSON, filler(recSize, 99), false, 0)
+	var gen *payloadGen // with a run tag: payloads with ids
+	if cfg.RunTag != "" {
+		gen = newPayloadGen(cfg.Conns, max(recSize, minTaggedSize), false, false, cfg.RunTag)
+	}
+	var lines []byte // acked recovery events, for aw
 	first := time.Duration(-1)
 	var after int64 // requests from the first 202 on
-	for time.Now().Before(recEnd) && ctx.Err() == nil {
+	for seq := uint64(0); time.Now().Before(recEnd) && ctx.Err() == nil; seq++ {
+		if gen != nil {
+			body = appendSingleBody(body[:0], EncodingJSON, gen.next(seq), true, 0)
+		}
 		res, err := c.do(rb.build("POST", "/tables/"+cfg.Table, jsonContentType, "", body))
 		bp.RecoveryRequests++
 		ok := err == nil && res.Status == 202
+		if ok && aw != nil {
+			lines = appendPayloadID(lines, cfg.RunTag, cfg.Conns, seq)
+			lines = append(lines, '\n')
+		}
 		if ok && first < 0 {
 			first = time.Since(end)
 		}
@@ -195,6 +211,9 @@ func runBackpressure(ctx context.Context, cfg Config) (*Report, error) {
 		} else {
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+	if aw != nil {
+		aw.write(lines)
 	}
 	bp.RecoveryMs = float64(first) / 1e6
 	bp.Recovered = first >= 0 && first <= 5*time.Second && float64(bp.RecoveryAccepted) >= 0.99*float64(after)

@@ -22,6 +22,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,20 @@ type Config struct {
 	// Progress, when not nil, receives a progress line each interval
 	// (rewritten in place with \r: meant for a terminal).
 	Progress io.Writer
+	// Acks, when not nil, receives a line for every event the server
+	// acknowledged (202; every record of an acknowledged bulk request),
+	// warmup included: the event's id and '\n'. The id is
+	// "<RunTag>-w<worker>-<seq>", unique across runs, and the payload is
+	// the JSON object {"id":"<id>","pad":"…"} of Size bytes, so that a
+	// checker can find every acknowledged event in the table (PayloadID).
+	// An event whose request failed (transport error, timeout, any other
+	// status) is not written, though the server may have stored it. Run
+	// writes whole lines, from one goroutine at a time.
+	Acks io.Writer
+	// RunTag tags the ids of the payloads (see Acks): letters and digits,
+	// at most 16. Default with Acks: 8 random hex digits; without Acks and
+	// RunTag, payloads carry no tag.
+	RunTag string
 }
 
 // EnsureDefaults fills zero fields with the scenario's defaults.
@@ -149,6 +164,9 @@ func (c *Config) EnsureDefaults() {
 	if c.Interval == 0 {
 		c.Interval = time.Second
 	}
+	if c.Acks != nil && c.RunTag == "" {
+		c.RunTag = fmt.Sprintf("%08x", rand.Uint32())
+	}
 }
 
 // Validate reports every problem at once.
@@ -191,6 +209,14 @@ func (c *Config) Validate() error {
 	if c.ReadRatio < 0 || c.ReadRatio > 1 {
 		errs = append(errs, errors.New("read ratio must be between 0 and 1"))
 	}
+	if c.RunTag != "" {
+		if len(c.RunTag) > maxTagLen || strings.ContainsFunc(c.RunTag, func(r rune) bool { return !isAlnum(r) }) {
+			errs = append(errs, fmt.Errorf("run tag %q: want 1 to %d letters and digits", c.RunTag, maxTagLen))
+		}
+		if c.Size < minTaggedSize {
+			errs = append(errs, fmt.Errorf("payloads with ids (acks, run tag) need at least %d B: each is a JSON object carrying its id", minTaggedSize))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -222,13 +248,72 @@ type worker struct {
 	lastAcked uint64 // highest offset acked (mixed reads near it)
 
 	acks []ack // consistency: every acked event
+
+	ackOut   *ackWriter // Config.Acks; nil without
+	ackLines []byte     // lines not yet written to ackOut
 }
 
 // ack is one acknowledged event of the consistency scenario.
 type ack struct {
 	partition uint32
 	offset    uint64
-	seq       uint64 // payload id: "w<worker>-<seq>-…"
+	seq       uint64 // payload id: "[<tag>-]w<worker>-<seq>"
+}
+
+// ackWriter writes the lines of Config.Acks, whole, one writer at a time,
+// and keeps the first error (later lines are dropped).
+type ackWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func newAckWriter(w io.Writer) *ackWriter {
+	if w == nil {
+		return nil
+	}
+	return &ackWriter{w: w}
+}
+
+func (a *ackWriter) write(lines []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err == nil && len(lines) > 0 {
+		_, a.err = a.w.Write(lines)
+	}
+}
+
+// Err returns the first write error; nil for a nil ackWriter.
+func (a *ackWriter) Err() error {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err != nil {
+		return fmt.Errorf("write acks: %w", a.err)
+	}
+	return nil
+}
+
+// ackFlushBytes is how many bytes of ack lines a worker gathers before it
+// writes them.
+const ackFlushBytes = 16 << 10
+
+// noteAcked adds the lines of n events acked from seq0 on.
+func (w *worker) noteAcked(seq0 uint64, n int) {
+	for i := range n {
+		w.ackLines = appendPayloadID(w.ackLines, w.cfg.RunTag, w.id, seq0+uint64(i))
+		w.ackLines = append(w.ackLines, '\n')
+	}
+	if len(w.ackLines) >= ackFlushBytes {
+		w.flushAcks()
+	}
+}
+
+func (w *worker) flushAcks() {
+	w.ackOut.write(w.ackLines)
+	w.ackLines = w.ackLines[:0]
 }
 
 // stopper tells workers when the run is over.
@@ -257,10 +342,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	aw := newAckWriter(cfg.Acks)
 	if cfg.Scenario == ScenarioBackpressure {
-		return runBackpressure(ctx, cfg)
+		rep, err := runBackpressure(ctx, cfg, aw)
+		if err == nil {
+			err = aw.Err()
+		}
+		if err != nil {
+			return nil, err
+		}
+		return rep, nil
 	}
-	rep, ws, err := runWorkers(ctx, &cfg, cfg.Duration)
+	rep, ws, err := runWorkers(ctx, &cfg, cfg.Duration, aw)
+	if err == nil {
+		err = aw.Err()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -274,8 +370,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// runWorkers runs cfg.Conns workers for warmup + d and reports.
-func runWorkers(ctx context.Context, cfg *Config, d time.Duration) (*Report, []*worker, error) {
+// runWorkers runs cfg.Conns workers for warmup + d and reports; the
+// acked events go to aw (when not nil), all written when it returns.
+func runWorkers(ctx context.Context, cfg *Config, d time.Duration, aw *ackWriter) (*Report, []*worker, error) {
 	ws := make([]*worker, cfg.Conns)
 	for i := range ws {
 		ws[i] = &worker{
@@ -283,10 +380,11 @@ func runWorkers(ctx context.Context, cfg *Config, d time.Duration) (*Report, []*
 			cfg:       cfg,
 			conn:      newConn(cfg.Target, cfg.Timeout),
 			req:       requestBuilder{host: cfg.Target},
-			gen:       newPayloadGen(i, cfg.Size, cfg.Scenario == ScenarioConsistency, cfg.FreshPayloads),
+			gen:       newPayloadGen(i, cfg.Size, cfg.Scenario == ScenarioConsistency, cfg.FreshPayloads, cfg.RunTag),
 			partition: uint32(i % cfg.Partitions),
 			rng:       rand.New(rand.NewPCG(uint64(i), 7)),
 			statuses:  make(map[int]int64),
+			ackOut:    aw,
 		}
 	}
 	defer func() {
@@ -365,6 +463,11 @@ loop:
 	}
 	end := time.Now()
 	tl.sample(end)
+	if aw != nil {
+		for _, w := range ws {
+			w.flushAcks()
+		}
+	}
 	if cfg.Progress != nil {
 		fmt.Fprintln(cfg.Progress)
 	}
@@ -412,11 +515,11 @@ func (w *worker) loop(st *stopper, first time.Time, period time.Duration, keepAc
 		}
 		seq0 := w.seq
 		if bulk {
-			w.body = appendBulkBody(w.body[:0], cfg.Encoding, cfg.Batch, w.partition, func(i int) []byte {
+			w.body = appendBulkBody(w.body[:0], cfg.Encoding, cfg.Batch, w.partition, w.gen.object(), func(i int) []byte {
 				return w.gen.next(seq0 + uint64(i))
 			})
 		} else {
-			w.body = appendSingleBody(w.body[:0], cfg.Encoding, w.gen.next(seq0), w.partition)
+			w.body = appendSingleBody(w.body[:0], cfg.Encoding, w.gen.next(seq0), w.gen.object(), w.partition)
 		}
 		w.seq += uint64(cfg.Batch)
 		res, err := w.conn.do(w.req.build("POST", path, ctype, extra, w.body))
@@ -428,6 +531,9 @@ func (w *worker) loop(st *stopper, first time.Time, period time.Duration, keepAc
 		w.ok.Add(1)
 		w.events.Add(int64(cfg.Batch))
 		w.bytes.Add(int64(cfg.Batch * cfg.Size))
+		if w.ackOut != nil {
+			w.noteAcked(seq0, cfg.Batch)
+		}
 		if cfg.Scenario == ScenarioMixed || keepAcks {
 			w.noteOffsets(res.Body, seq0, bulk, keepAcks)
 		}
@@ -520,4 +626,9 @@ func sleepUntil(st *stopper, t time.Time) bool {
 	case <-st.ctx.Done():
 		return false
 	}
+}
+
+// isAlnum reports whether r is an ASCII letter or digit.
+func isAlnum(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
 }

@@ -23,7 +23,8 @@ type Report struct {
 	Size       int       `json:"payload_bytes"`
 	Batch      int       `json:"batch"`
 	Partitions int       `json:"partitions"`
-	Rate       float64   `json:"rate,omitempty"` // requests/s, open loop
+	Rate       float64   `json:"rate,omitempty"`    // requests/s, open loop
+	RunTag     string    `json:"run_tag,omitempty"` // of the payload ids (Config.Acks)
 	Start      time.Time `json:"start"`
 	Seconds    float64   `json:"seconds"`
 
@@ -93,7 +94,7 @@ type Point struct {
 
 func newReport(cfg *Config, start time.Time) *Report {
 	return &Report{Scenario: cfg.Scenario, Encoding: cfg.Encoding, Target: cfg.Target, Table: cfg.Table,
-		Conns: cfg.Conns, Size: cfg.Size, Batch: cfg.Batch, Partitions: cfg.Partitions, Rate: cfg.Rate,
+		Conns: cfg.Conns, Size: cfg.Size, Batch: cfg.Batch, Partitions: cfg.Partitions, Rate: cfg.Rate, RunTag: cfg.RunTag,
 		Start: start.UTC(), Statuses: map[string]int64{}}
 }
 
@@ -326,6 +327,9 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, ", open loop %s req/s", si(r.Rate))
 	}
 	fmt.Fprintf(&b, ") against %s for %.1fs\n", r.Target, r.Seconds)
+	if r.RunTag != "" {
+		fmt.Fprintf(&b, "  payload ids: %s-w<worker>-<seq>\n", r.RunTag)
+	}
 	fmt.Fprintf(&b, "  %s req/s  %s events/s  %.1f MB/s  (%d requests, %d events)\n",
 		si(r.ReqPerSec), si(r.EventsPerSec), r.MBPerSec, r.Requests, r.Events)
 	l := r.Latency

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,6 +70,10 @@ func load(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.ReadRatio, "read-ratio", 0.2, "share of reads in the mixed scenario")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "sample this process's RssAnon each second and report its CPU time per request")
+	// --acks FILE: one line per event the server acknowledged (202; every
+	// record of an acknowledged bulk request), "<run tag>-w<worker>-<seq>\n",
+	// the id its payload carries (bench.Config.Acks, bench.PayloadID).
+	acksPath := fs.String("acks", "", "write the id of every event acknowledged (202) here, one a line: <run tag>-w<worker>-<seq>, where the run tag is 8 random hex digits of this run; the payloads are then JSON objects {\"id\":\"<id>\",\"pad\":\"…\"} of --size bytes (at least 64), so a checker can find each acked event in the table (bench.PayloadID). Events of failed requests (transport error, timeout, any status but 202) are not listed")
 	reportPath := fs.String("report", "", "write the JSON report here")
 	svgPath := fs.String("svg", "", "write an SVG chart of throughput and p50/p99 over time here")
 	progress := fs.String("progress", "auto", "progress line: auto (on a terminal), on, off")
@@ -93,6 +98,10 @@ func load(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "zombi load: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
+	if *acksPath != "" && (*suite || *ceiling || *ceilingServer != "") {
+		fmt.Fprintln(stderr, "zombi load: --acks lists the events of one run: not with --suite, --ceiling or --ceiling-server")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -138,7 +147,21 @@ func load(args []string, stdout, stderr io.Writer) int {
 		return sideBySide(ctx, sc, c, *suite, *out, "zombi load "+strings.Join(args, " "), stdout, stderr)
 	}
 
+	var acks *acksFile
+	if *acksPath != "" {
+		f, err := os.Create(*acksPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "zombi load: %v\n", err)
+			return 1
+		}
+		defer f.Close() // after an error; close checks it otherwise
+		acks = &acksFile{f: f, w: bufio.NewWriterSize(f, 256<<10)}
+		c.Acks = acks.w
+	}
 	rep, err := bench.Run(ctx, c)
+	if err == nil && acks != nil {
+		err = acks.close()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "zombi load: %v\n", err)
 		return 1
@@ -243,6 +266,25 @@ func profileServe(dir string, args []string, stdout, stderr io.Writer) int {
 		_ = af.Close()
 	}
 	return code
+}
+
+// acksFile is the file of --acks, written through a buffer.
+type acksFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// close writes out the buffer and closes the file: a line lost here would
+// read as an acked event the server lost.
+func (a *acksFile) close() error {
+	err := a.w.Flush()
+	if cerr := a.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--acks: %w", err)
+	}
+	return nil
 }
 
 func isFlagSet(fs *flag.FlagSet, name string) bool {
