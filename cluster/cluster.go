@@ -264,6 +264,35 @@ func (c *Cluster) Claim(ctx context.Context, table string, p uint32) (Assignment
 	return Assignment{}, fmt.Errorf("cluster: claim %s/%d: it keeps changing hands", table, p)
 }
 
+// Reserve records that this node may hand out the offsets of partition
+// p of table up to upTo (never lowering what it reserved before), before
+// it hands them out: a handoff of this node's partitions skips every
+// reserved offset, since it may have acked any of them. ErrNotOwner when
+// p is not this node's.
+func (c *Cluster) Reserve(ctx context.Context, table string, p uint32, upTo uint64) error {
+	if err := c.usable(table); err != nil {
+		return err
+	}
+	r, ok, err := c.st.reserve(ctx, table, p, c.opts.Node, upTo)
+	if err != nil {
+		return err
+	}
+	k := key{table, p}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok {
+		if c.parts[k].Mine {
+			delete(c.parts, k)
+		}
+		return fmt.Errorf("%w: %s/%d", ErrNotOwner, table, p)
+	}
+	if a, mine := c.parts[k]; mine && a.Mine {
+		a.Reserved = r
+		c.parts[k] = a
+	}
+	return nil
+}
+
 // Lookup returns the known owner of partition p of table, from memory: this
 // node's partitions always, other nodes' as last read (refreshed every
 // LeaseTTL/3 for the tables this node has seen). ok is false when p is
@@ -311,7 +340,7 @@ func (c *Cluster) Release(ctx context.Context, table string, p uint32, flushed u
 		return err
 	}
 	defer c.unlock()
-	a, ok, err := c.st.free(ctx, c.st.db, table, p, c.opts.Node, flushed, flushed)
+	a, ok, err := c.st.free(ctx, c.st.db, table, p, c.opts.Node, flushed, flushed, false)
 	if err != nil {
 		return err
 	}

@@ -339,6 +339,19 @@ func TestDeadNodeHandoff(t *testing.T) {
 		t.Fatalf("handoff of a live node: %v (marks called: %v)", err, called)
 	}
 
+	// a reserves offsets of partition 1 ahead of use; a reservation
+	// never moves back, and only the owner can make one.
+	if err := a.Reserve(ctx, "t", 1, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reserve(ctx, "t", 1, 500); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Lookup("t", 1); got.Reserved != 1000 {
+		t.Fatalf("reservation after a lower one: %+v", got)
+	}
+	isErr(t, b.Reserve(ctx, "t", 1, 2000), ErrNotOwner)
+
 	a.crash()
 	waitFor(t, 3*time.Second, "a dead", func() bool { return !alive(t, admin, "a") })
 	if got := must(b.Claim(ctx, "t", 0))(t); got.Mine || got.Node != "a" || got.Alive {
@@ -357,7 +370,7 @@ func TestDeadNodeHandoff(t *testing.T) {
 	freed := must(admin.Handoff(ctx, "a", marks))(t)
 	wantFreed := []Assignment{
 		{Table: "t", Partition: 0, PrevNode: "a", Epoch: 1, Flushed: 5, SkipTo: 9},
-		{Table: "t", Partition: 1, PrevNode: "a", Epoch: 1, Flushed: 15, SkipTo: 19},
+		{Table: "t", Partition: 1, PrevNode: "a", Epoch: 1, Flushed: 15, SkipTo: 1000}, // past a's reservation
 	}
 	if !reflect.DeepEqual(freed, wantFreed) {
 		t.Fatalf("freed %+v\nwant %+v", freed, wantFreed)
@@ -393,7 +406,7 @@ func TestDeadNodeHandoff(t *testing.T) {
 		t.Fatalf("members %+v", ms)
 	}
 	as := must(admin.Assignments(ctx, "t"))(t)
-	if len(as) != 4 || as[0].Node != "b" || as[1].Node != "a" || as[1].PrevNode != "a" || as[1].SkipTo != 19 || as[2].Node != "b" || as[3].Node != "a" {
+	if len(as) != 4 || as[0].Node != "b" || as[1].Node != "a" || as[1].PrevNode != "a" || as[1].SkipTo != 1000 || as[2].Node != "b" || as[3].Node != "a" {
 		t.Fatalf("assignments %+v", as)
 	}
 }

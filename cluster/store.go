@@ -42,6 +42,10 @@ type Assignment struct {
 	// the last offset the next owner must skip (its first is SkipTo+1).
 	PrevNode        string
 	Flushed, SkipTo uint64
+	// Reserved bounds the offsets handed out in the partition from
+	// above, by whichever node owned it (Cluster.Reserve): a handoff
+	// skips up to it, since a dead owner may have acked any of them.
+	Reserved uint64
 }
 
 // Member is one node of the cluster, as its row records it.
@@ -79,6 +83,7 @@ var schema = []string{
 		prev_node   text NULL,
 		flushed     bigint NOT NULL DEFAULT 0,
 		skip_to     bigint NOT NULL DEFAULT 0,
+		reserved    bigint NOT NULL DEFAULT 0,
 		claimed_at  timestamptz,
 		released_at timestamptz,
 		PRIMARY KEY (tbl, part),
@@ -121,7 +126,7 @@ const (
 		VALUES ($1, $2, $3, 1, now())
 		ON CONFLICT (tbl, part) DO UPDATE SET node = EXCLUDED.node, epoch = p.epoch + 1, claimed_at = EXCLUDED.claimed_at
 			WHERE p.node IS NULL
-		RETURNING p.epoch, COALESCE(p.prev_node, ''), p.flushed, p.skip_to`
+		RETURNING p.epoch, COALESCE(p.prev_node, ''), p.flushed, p.skip_to, p.reserved`
 
 	// freePart frees a partition if $3 owns it, writing the takeover
 	// record; skip_to never moves back, so offsets an earlier takeover
@@ -130,12 +135,24 @@ const (
 			skip_to = GREATEST($5::bigint, skip_to), released_at = now()
 		WHERE tbl = $1 AND part = $2 AND node = $3
 		RETURNING epoch, flushed, skip_to`
+	// handoffPart is freePart for a dead owner: it skips every offset
+	// the owner reserved too (read under the row's lock, so a
+	// reservation that raced the handoff is counted).
+	handoffPart = `UPDATE zombi_partitions SET node = NULL, prev_node = node, flushed = $4::bigint,
+			skip_to = GREATEST($5::bigint, skip_to, reserved), released_at = now()
+		WHERE tbl = $1 AND part = $2 AND node = $3
+		RETURNING epoch, flushed, skip_to`
+
+	// reservePart raises the reservation of a partition $3 owns.
+	reservePart = `UPDATE zombi_partitions SET reserved = GREATEST(reserved, $4::bigint)
+		WHERE tbl = $1 AND part = $2 AND node = $3
+		RETURNING reserved`
 
 	// selectParts lists partitions with their owner's address and
 	// liveness; one of the where* clauses follows.
 	selectParts = `SELECT p.tbl, p.part, COALESCE(p.node, ''), COALESCE(n.address, ''),
 		COALESCE(n.expires_at > now() AND NOT n.stopped, false),
-		p.epoch, COALESCE(p.prev_node, ''), p.flushed, p.skip_to
+		p.epoch, COALESCE(p.prev_node, ''), p.flushed, p.skip_to, p.reserved
 		FROM zombi_partitions p LEFT JOIN zombi_nodes n ON n.node = p.node `
 	orderParts        = ` ORDER BY p.tbl, p.part`
 	wherePart         = `WHERE p.tbl = $1 AND p.part = $2`
@@ -260,8 +277,8 @@ func (s *store) members(ctx context.Context) ([]Member, error) {
 // claim claims partition p of table for node if it is free or has no row.
 // ok is false when some node owns it already (maybe node itself).
 func (s *store) claim(ctx context.Context, table string, p uint32, node string) (a Assignment, ok bool, err error) {
-	var flushed, skipTo int64
-	err = s.db.QueryRowContext(ctx, claimPart, table, int64(p), node).Scan(&a.Epoch, &a.PrevNode, &flushed, &skipTo)
+	var flushed, skipTo, reserved int64
+	err = s.db.QueryRowContext(ctx, claimPart, table, int64(p), node).Scan(&a.Epoch, &a.PrevNode, &flushed, &skipTo, &reserved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Assignment{}, false, nil
 	}
@@ -269,13 +286,14 @@ func (s *store) claim(ctx context.Context, table string, p uint32, node string) 
 		return Assignment{}, false, fmt.Errorf("cluster: claim %s/%d: %w", table, p, err)
 	}
 	a.Table, a.Partition, a.Node = table, p, node
-	a.Flushed, a.SkipTo = uint64(flushed), uint64(skipTo)
+	a.Flushed, a.SkipTo, a.Reserved = uint64(flushed), uint64(skipTo), uint64(reserved)
 	return a, true, nil
 }
 
 // free frees partition p of table if node owns it, recording the takeover
-// record. ok is false when node does not own it. a is the freed row.
-func (s *store) free(ctx context.Context, q queryRower, table string, p uint32, node string, flushed, skipTo uint64) (a Assignment, ok bool, err error) {
+// record; a handoff (dead owner) skips up to its reservation too. ok is
+// false when node does not own it. a is the freed row.
+func (s *store) free(ctx context.Context, q queryRower, table string, p uint32, node string, flushed, skipTo uint64, handoff bool) (a Assignment, ok bool, err error) {
 	if skipTo < flushed {
 		return Assignment{}, false, fmt.Errorf("cluster: free %s/%d: skip_to %d below flushed %d", table, p, skipTo, flushed)
 	}
@@ -288,7 +306,11 @@ func (s *store) free(ctx context.Context, q queryRower, table string, p uint32, 
 		return Assignment{}, false, err
 	}
 	var gotFlushed, gotSkip int64
-	err = q.QueryRowContext(ctx, freePart, table, int64(p), node, f, st).Scan(&a.Epoch, &gotFlushed, &gotSkip)
+	stmt := freePart
+	if handoff {
+		stmt = handoffPart
+	}
+	err = q.QueryRowContext(ctx, stmt, table, int64(p), node, f, st).Scan(&a.Epoch, &gotFlushed, &gotSkip)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Assignment{}, false, nil
 	}
@@ -310,11 +332,11 @@ func (s *store) parts(ctx context.Context, where string, args ...any) ([]Assignm
 	var as []Assignment
 	for rows.Next() {
 		var a Assignment
-		var part, flushed, skipTo int64
-		if err := rows.Scan(&a.Table, &part, &a.Node, &a.Address, &a.Alive, &a.Epoch, &a.PrevNode, &flushed, &skipTo); err != nil {
+		var part, flushed, skipTo, reserved int64
+		if err := rows.Scan(&a.Table, &part, &a.Node, &a.Address, &a.Alive, &a.Epoch, &a.PrevNode, &flushed, &skipTo, &reserved); err != nil {
 			return nil, fmt.Errorf("cluster: partitions: %w", err)
 		}
-		a.Partition, a.Flushed, a.SkipTo = uint32(part), uint64(flushed), uint64(skipTo)
+		a.Partition, a.Flushed, a.SkipTo, a.Reserved = uint32(part), uint64(flushed), uint64(skipTo), uint64(reserved)
 		if a.Node == "" {
 			a.Address = ""
 		}
@@ -388,7 +410,7 @@ func (s *store) handoff(ctx context.Context, node string, marks func(table strin
 	}
 	var freed []Assignment
 	for i, a := range owned {
-		f, ok, err := s.free(ctx, tx, a.Table, a.Partition, node, ms[i].flushed, ms[i].skipTo)
+		f, ok, err := s.free(ctx, tx, a.Table, a.Partition, node, ms[i].flushed, ms[i].skipTo, true)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: handoff %s: %w", node, err)
 		}
@@ -400,6 +422,24 @@ func (s *store) handoff(ctx context.Context, node string, marks func(table strin
 		return nil, fmt.Errorf("cluster: handoff %s: %w", node, err)
 	}
 	return freed, nil
+}
+
+// reserve raises the reservation of partition p of table, which node
+// must own; ok is false when it does not.
+func (s *store) reserve(ctx context.Context, table string, p uint32, node string, upTo uint64) (reserved uint64, ok bool, err error) {
+	u, err := toDB(upTo)
+	if err != nil {
+		return 0, false, err
+	}
+	var r int64
+	err = s.db.QueryRowContext(ctx, reservePart, table, int64(p), node, u).Scan(&r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("cluster: reserve %s/%d: %w", table, p, err)
+	}
+	return uint64(r), true, nil
 }
 
 // commitOffset records the offset of group in partition p of table.
