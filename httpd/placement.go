@@ -30,6 +30,12 @@ type Placement interface {
 	// Lookup returns the owner of partition p of table as last seen,
 	// without claiming it or asking the database; false when unknown.
 	Lookup(table string, p uint32) (PartitionOwner, bool)
+	// Reserve accounts for n records about to be appended to partition
+	// p of table, which this node owns: the offsets a node may hand out
+	// are reserved in the cluster database ahead of use, so that a dead
+	// node's partition is taken over past every offset it could have
+	// acked. An error refuses the write.
+	Reserve(ctx context.Context, table string, p uint32, n int) error
 	// Owners lists every partition of table that has an owner.
 	Owners(ctx context.Context, table string) ([]PartitionOwner, error)
 	// Status reports this node's standing in the cluster.
@@ -97,6 +103,10 @@ func (s *Server) place(ctx *fasthttp.RequestCtx, table string, recs []engine.Rec
 	var own []uint32
 	turn := uint32(0)
 	checked, haveChecked := uint32(0), false
+	// The records per partition, for Reserve: one or two partitions
+	// per request as a rule.
+	var counts [4]partCount
+	parts := counts[:0]
 	for i := range recs {
 		r := &recs[i]
 		if r.Partition == wire.Unplaced {
@@ -116,8 +126,10 @@ func (s *Server) place(ctx *fasthttp.RequestCtx, table string, recs []engine.Rec
 			} else {
 				r.Partition = own[turn%uint32(len(own))]
 			}
+			parts = countPart(parts, r.Partition)
 			continue
 		}
+		parts = countPart(parts, r.Partition)
 		if haveChecked && r.Partition == checked {
 			continue
 		}
@@ -143,7 +155,32 @@ func (s *Server) place(ctx *fasthttp.RequestCtx, table string, recs []engine.Rec
 		}
 		checked, haveChecked = r.Partition, true
 	}
+	for _, pc := range parts {
+		c, cancel := context.WithTimeout(ctx, placeTimeout)
+		err := pl.Reserve(c, table, pc.p, pc.n)
+		cancel()
+		if err != nil {
+			s.clusterUnavailable(ctx, err)
+			return false
+		}
+	}
 	return true
+}
+
+type partCount struct {
+	p uint32
+	n int
+}
+
+// countPart counts one more record of partition p in parts.
+func countPart(parts []partCount, p uint32) []partCount {
+	for i := range parts {
+		if parts[i].p == p {
+			parts[i].n++
+			return parts
+		}
+	}
+	return append(parts, partCount{p, 1})
 }
 
 // keyHash is FNV-1a of an idempotency key.

@@ -66,52 +66,38 @@ type coldTier struct {
 	stop chan struct{} // closed by close: stop connecting
 	done chan struct{} // closed when the connecting goroutine is gone
 
+	// pl, in a cluster, is released from the partitions the final
+	// flush committed wholly (close).
+	pl *placement
+
 	mu  sync.Mutex // guards cat, f and m, set once connected
 	cat *catalog.Catalog
 	f   *flush.Flusher
 	m   *flush.Maintainer
 }
 
+// flusher returns the flusher, nil until the catalog is connected.
+func (ct *coldTier) flusher() *flush.Flusher {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return ct.f
+}
+
 // openCold prepares the cold tier and connects it: at once when the
 // catalog answers (within 30 s), otherwise in the background with
 // backoff. Only a configuration error fails.
-func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) {
+func openCold(c *config, e *engine.Engine, pl *placement, log *slog.Logger) (*coldTier, error) {
 	cc := &c.Cold
-	var store flush.Store
-	var ioProps map[string]string
-	warehouse, basePath := "", ""
-	if cc.S3Bucket != "" {
-		s3, err := flush.NewS3Store(flush.S3Options{
-			Bucket: cc.S3Bucket, Endpoint: cc.S3Endpoint, Region: cc.S3Region,
-			AccessKey: cc.AccessKey, SecretKey: cc.SecretKey, SessionToken: cc.SessionToken,
-			MaxConcurrentUploads: cc.MaxUploads,
-		})
-		if err != nil {
-			return nil, err
-		}
-		store, ioProps = s3, s3.CatalogProps()
-		warehouse, basePath = "s3://"+cc.S3Bucket, cc.StoragePath
-		if cc.StoragePath != "" {
-			warehouse += "/" + cc.StoragePath
-		}
+	copts, store, basePath, err := catalogOptions(c, log)
+	if err != nil {
+		return nil, err
 	}
 	owner, err := nodeID(c)
 	if err != nil {
 		return nil, err
 	}
-	tableCols, flushCols := typedColumns(cc.TableSchema)
-	copts := catalog.Options{
-		Columns: tableCols,
-		Owner:   owner,
-		DataDir: c.DataDir, URI: cc.CatalogURL, Token: cc.CatalogToken, Namespace: cc.Namespace,
-		Warehouse: warehouse, IOProps: ioProps, Logger: log,
-		SnapshotMaxAge: cc.SnapshotRetain, MinSnapshots: cc.SnapshotMin,
-	}
-	check := copts
-	check.EnsureDefaults()
-	if err := check.Validate(); err != nil {
-		return nil, err
-	}
+	copts.Owner = owner
+	_, flushCols := typedColumns(cc.TableSchema)
 	hotMax := cc.HotMaxBytes
 	if hotMax < 0 {
 		var err error
@@ -127,6 +113,10 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 		MaxPendingFiles: cc.MaxUploads, UploadAttempts: cc.UploadAttempts,
 		RetryInitial: cc.RetryInitial, RetryMax: cc.RetryMax,
 		OnFlush: ct.tier.ObserveFlush, Logger: log, Columns: flushCols,
+	}
+	if pl != nil {
+		fopts.Owns = pl.owns
+		ct.pl = pl
 	}
 	connect := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -218,6 +208,44 @@ func openCold(c *config, e *engine.Engine, log *slog.Logger) (*coldTier, error) 
 	return ct, nil
 }
 
+// catalogOptions returns the catalog options of the configuration (but
+// Owner), the object store of the data files (nil: the local warehouse)
+// and the data files' base path in the bucket.
+func catalogOptions(c *config, log *slog.Logger) (catalog.Options, flush.Store, string, error) {
+	cc := &c.Cold
+	var store flush.Store
+	var ioProps map[string]string
+	warehouse, basePath := "", ""
+	if cc.S3Bucket != "" {
+		s3, err := flush.NewS3Store(flush.S3Options{
+			Bucket: cc.S3Bucket, Endpoint: cc.S3Endpoint, Region: cc.S3Region,
+			AccessKey: cc.AccessKey, SecretKey: cc.SecretKey, SessionToken: cc.SessionToken,
+			MaxConcurrentUploads: cc.MaxUploads,
+		})
+		if err != nil {
+			return catalog.Options{}, nil, "", err
+		}
+		store, ioProps = s3, s3.CatalogProps()
+		warehouse, basePath = "s3://"+cc.S3Bucket, cc.StoragePath
+		if cc.StoragePath != "" {
+			warehouse += "/" + cc.StoragePath
+		}
+	}
+	tableCols, _ := typedColumns(cc.TableSchema)
+	copts := catalog.Options{
+		Columns: tableCols,
+		DataDir: c.DataDir, URI: cc.CatalogURL, Token: cc.CatalogToken, Namespace: cc.Namespace,
+		Warehouse: warehouse, IOProps: ioProps, Logger: log,
+		SnapshotMaxAge: cc.SnapshotRetain, MinSnapshots: cc.SnapshotMin,
+	}
+	check := copts
+	check.EnsureDefaults()
+	if err := check.Validate(); err != nil {
+		return catalog.Options{}, nil, "", err
+	}
+	return copts, store, basePath, nil
+}
+
 // typedColumns maps the typed-column configuration onto the catalog's
 // (the tables' schemas) and the flusher's (the extraction).
 func typedColumns(tables []columns.Table) (map[string]catalog.TableColumns, map[string]columns.Table) {
@@ -292,6 +320,13 @@ func (ct *coldTier) close(log *slog.Logger, timeout time.Duration) error {
 		default:
 			log.Warn("final flush failed; the data stays in the hot tier and is flushed after the restart", "err", err)
 		}
+	}
+	if ct.pl != nil && timeout > 0 {
+		// Whatever the final flush's outcome: release checks each
+		// partition against its committed watermark.
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ct.pl.release(ctx, f)
+		cancel()
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("stop the flusher: %w", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ type config struct {
 	TLSCert           string        // PEM certificate (chain); empty: plain HTTP
 	TLSKey            string        // PEM private key
 	Cold              coldConfig    // the cold tier (cold.go)
+	Cluster           clusterConfig // several nodes (cluster.go)
 }
 
 // setting is one configuration knob, defined once: its flag, environment
@@ -345,6 +347,30 @@ var settings = []setting{
 		c.Cold.Namespace = v
 		return nil
 	}},
+	{"cluster", "ZOMBI_CLUSTER", "auto", "mode", "run as a node of a cluster, claiming partitions in the PostgreSQL catalog: auto (on with a postgres:// catalog URL), on or off (README, Running several nodes)", func(c *config, v string) error {
+		m, err := parseClusterMode(v)
+		c.Cluster.Mode = m
+		return err
+	}},
+	{"advertise-addr", "ZOMBI_ADVERTISE_ADDR", "", "host:port", "cluster: the address clients reach this node at, given to them when they write another node's partition (default: the listen address, with this host's name for 0.0.0.0)", func(c *config, v string) error {
+		if v != "" {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("want host:port")
+			}
+		}
+		c.Cluster.Advertise = v
+		return nil
+	}},
+	{"node-partitions", "ZOMBI_NODE_PARTITIONS", "1", "int", "cluster: partitions of each table a node claims for the writes that name none", func(c *config, v string) error {
+		n, err := intIn(v, 1, 64)
+		c.Cluster.Partitions = n
+		return err
+	}},
+	{"lease-secs", "ZOMBI_LEASE_SECS", "15", "int", "cluster: a node's lease; it renews it every third of that, and takes no writes once it cannot show it holds it", func(c *config, v string) error {
+		n, err := intIn(v, 1, 3600)
+		c.Cluster.LeaseTTL = time.Duration(n) * time.Second
+		return err
+	}},
 	{"table-schema", "ZOMBI_TABLE_SCHEMA", "", "json", `typed columns extracted from JSON payloads at flush time, as the Rust Zombi reads them: [{"table":"clicks","payload_format":"json","fields":[{"name":"user_id","json_path":"user.id","data_type":"Utf8","nullable":true}],"preserve_overflow":true}] (README, Typed columns)`, func(c *config, v string) error {
 		c.Cold.TableSchema = nil
 		if strings.TrimSpace(v) == "" {
@@ -440,6 +466,11 @@ func loadConfigSources(fs *flag.FlagSet, args []string, getenv func(string) stri
 				shown = "<redacted>" // never print a token
 			}
 			errs = append(errs, fmt.Errorf("invalid %s=%s (%s): %v", s.Flag, shown, v.from, err))
+		}
+	}
+	if len(errs) == 0 {
+		if err := c.validateCluster(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return c, vals, errors.Join(errs...)

@@ -5,6 +5,7 @@
 //	zombi load [flags]    send load to a server and report (zombi load --help)
 //	zombi config          print the settings table (--markdown, --env)
 //	zombi inspect         read a data directory offline (zombi inspect --help)
+//	zombi cluster         a cluster's nodes and partitions; hand off a dead node's (zombi cluster help)
 //	zombi soak [flags]    kill -9 soak of a child zombi serve (zombi soak --help)
 //	zombi version         print the version
 //	zombi help            print this help
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/zombihq/zombi/engine"
+	"github.com/zombihq/zombi/flush"
 	"github.com/zombihq/zombi/httpd"
 )
 
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return configCmd(args[1:], stdout, stderr)
 	case "inspect":
 		return inspect(args[1:], stdout, stderr)
+	case "cluster":
+		return clusterCmd(args[1:], stdout, stderr, getenv)
 	case "soak":
 		return soakCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
@@ -81,6 +85,7 @@ Usage:
   zombi load [flags]    send load to a server and report (see zombi load --help)
   zombi config          print every setting as Markdown (--markdown) or an env file (--env)
   zombi inspect         list, verify and dump a data directory offline (see zombi inspect --help)
+  zombi cluster         a cluster's nodes and partitions; hand off a dead node's (see zombi cluster help)
   zombi soak [flags]    kill -9 soak: crash a child zombi serve under load, check nothing is lost (see zombi soak --help)
   zombi version         print the version
   zombi help            print this help
@@ -158,8 +163,17 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	// The watchdog probe blocks if a partition log is stuck.
 	notify.watchdogProbe(func() { eng.Stats() })
 	var cold *coldTier // nil: hot tier only (ZOMBI_ICEBERG_ENABLED=false)
+	var pl *placement  // nil: a single node
+	if cfg.clusterEnabled() {
+		pl = newPlacement(eng, func() *flush.Flusher {
+			if cold == nil {
+				return nil
+			}
+			return cold.flusher()
+		}, log)
+	}
 	if cfg.Cold.Enabled {
-		if cold, err = openCold(&cfg, eng, log); err != nil {
+		if cold, err = openCold(&cfg, eng, pl, log); err != nil {
 			log.Error("cannot open the cold tier (set ZOMBI_ICEBERG_ENABLED=false to serve the hot tier only)", "err", err)
 			_ = eng.Close()
 			return 1
@@ -177,6 +191,9 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 	hc := cfg.httpConfig(eng, log)
 	if cold != nil {
 		cold.httpConfig(&hc)
+	}
+	if pl != nil {
+		hc.Placement = pl
 	}
 	srv, err := httpd.New(hc)
 	if err != nil {
@@ -197,6 +214,16 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 		"max_body_bytes", cfg.MaxBodyBytes, "max_inflight_writes", cfg.MaxInflightWrites,
 		"max_inflight_bytes", cfg.MaxInflightBytes,
 		"tls", srv.TLS(), "auth_tokens", len(cfg.AuthTokens)) // a count, never a token
+	if pl != nil {
+		node, err := nodeID(&cfg)
+		if err != nil {
+			log.Error("cannot read the node id", "err", err)
+			ln.Close()
+			closeEarly()
+			return 1
+		}
+		pl.connect(clusterOptions(&cfg, node, advertiseAddr(&cfg, ln.Addr()), log))
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -247,6 +274,9 @@ func serve(args []string, stdout, stderr io.Writer, getenv func(string) string, 
 				log.Warn("closing the catalog", "err", err)
 			}
 		}()
+	}
+	if pl != nil {
+		pl.close() // after the release of the flushed partitions (cold.close)
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- eng.Close() }()
