@@ -66,6 +66,10 @@ type Config struct {
 	// Partitions spreads the writes: worker w writes partition w mod
 	// Partitions. Default 1.
 	Partitions int
+	// Unplaced makes the writes name no partition: the server places
+	// them (a node of a cluster writes partitions of its own). Partitions
+	// is then ignored, and reads read every partition.
+	Unplaced bool
 	// Rate is the total requests per second (open loop); 0 is closed loop.
 	Rate float64
 	// Duration bounds the measured run. Default 10 s.
@@ -196,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("partitions must be positive"))
+	}
+	if c.Unplaced && c.Scenario == ScenarioConsistency {
+		errs = append(errs, errors.New("consistency checks offsets per partition: name the partitions (--partitions 1 or more)"))
 	}
 	if c.Rate < 0 {
 		errs = append(errs, errors.New("rate must not be negative"))
@@ -486,11 +493,17 @@ func (w *worker) loop(st *stopper, first time.Time, period time.Duration, keepAc
 	}
 	ctype := jsonContentType
 	extra := ""
+	part := int64(w.partition)
+	readPath := "/tables/" + cfg.Table + "?partition=" + strconv.Itoa(int(w.partition)) + "&limit=10&offset="
+	if cfg.Unplaced {
+		part, readPath = noPartition, "/tables/"+cfg.Table+"?limit=10&offset="
+	}
 	if cfg.Encoding == EncodingProtobuf {
 		ctype = protoContentType
-		extra = "X-Partition: " + strconv.Itoa(int(w.partition)) + "\r\n"
+		if part != noPartition {
+			extra = "X-Partition: " + strconv.Itoa(int(w.partition)) + "\r\n"
+		}
 	}
-	readPath := "/tables/" + cfg.Table + "?partition=" + strconv.Itoa(int(w.partition)) + "&limit=10&offset="
 	due := first
 	for k := int64(0); st.take(); k++ {
 		if period > 0 {
@@ -515,11 +528,11 @@ func (w *worker) loop(st *stopper, first time.Time, period time.Duration, keepAc
 		}
 		seq0 := w.seq
 		if bulk {
-			w.body = appendBulkBody(w.body[:0], cfg.Encoding, cfg.Batch, w.partition, w.gen.object(), func(i int) []byte {
+			w.body = appendBulkBody(w.body[:0], cfg.Encoding, cfg.Batch, part, w.gen.object(), func(i int) []byte {
 				return w.gen.next(seq0 + uint64(i))
 			})
 		} else {
-			w.body = appendSingleBody(w.body[:0], cfg.Encoding, w.gen.next(seq0), w.gen.object(), w.partition)
+			w.body = appendSingleBody(w.body[:0], cfg.Encoding, w.gen.next(seq0), w.gen.object(), part)
 		}
 		w.seq += uint64(cfg.Batch)
 		res, err := w.conn.do(w.req.build("POST", path, ctype, extra, w.body))

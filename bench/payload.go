@@ -195,34 +195,42 @@ func appendJSONPayload(dst, payload []byte, object bool) []byte {
 	return append(dst, '"')
 }
 
+// noPartition, as the partition of a body, names none: the server
+// places the write (Config.Unplaced).
+const noPartition = -1
+
 // appendSingleBody appends the body of POST /tables/{t}; object tells
 // whether the payload is a JSON object (see appendJSONPayload).
-func appendSingleBody(dst []byte, enc string, payload []byte, object bool, partition uint32) []byte {
+// partition may be noPartition.
+func appendSingleBody(dst []byte, enc string, payload []byte, object bool, partition int64) []byte {
 	if enc == EncodingProtobuf {
 		dst = protowire.AppendTag(dst, pbEventPayload, protowire.BytesType)
 		return protowire.AppendBytes(dst, payload)
 	}
 	dst = append(dst, '{')
 	dst = appendJSONPayload(dst, payload, object)
-	dst = append(dst, `,"partition":`...)
-	dst = strconv.AppendUint(dst, uint64(partition), 10)
+	if partition != noPartition {
+		dst = append(dst, `,"partition":`...)
+		dst = strconv.AppendInt(dst, partition, 10)
+	}
 	return append(dst, '}')
 }
 
 // appendBulkBody appends the body of POST /tables/{t}/bulk with n records.
-func appendBulkBody(dst []byte, enc string, n int, partition uint32, object bool, payload func(i int) []byte) []byte {
+// partition may be noPartition (protobuf names none for 0 too: proto3).
+func appendBulkBody(dst []byte, enc string, n int, partition int64, object bool, payload func(i int) []byte) []byte {
 	if enc == EncodingProtobuf {
 		for i := range n {
 			p := payload(i)
 			size := protowire.SizeTag(pbRecPayload) + protowire.SizeBytes(len(p))
-			if partition != 0 {
+			if partition > 0 {
 				size += protowire.SizeTag(pbRecPartition) + protowire.SizeVarint(uint64(partition))
 			}
 			dst = protowire.AppendTag(dst, pbBulkRecords, protowire.BytesType)
 			dst = protowire.AppendVarint(dst, uint64(size))
 			dst = protowire.AppendTag(dst, pbRecPayload, protowire.BytesType)
 			dst = protowire.AppendBytes(dst, p)
-			if partition != 0 {
+			if partition > 0 {
 				dst = protowire.AppendTag(dst, pbRecPartition, protowire.VarintType)
 				dst = protowire.AppendVarint(dst, uint64(partition))
 			}
@@ -236,8 +244,10 @@ func appendBulkBody(dst []byte, enc string, n int, partition uint32, object bool
 		}
 		dst = append(dst, '{')
 		dst = appendJSONPayload(dst, payload(i), object)
-		dst = append(dst, `,"partition":`...)
-		dst = strconv.AppendUint(dst, uint64(partition), 10)
+		if partition != noPartition {
+			dst = append(dst, `,"partition":`...)
+			dst = strconv.AppendInt(dst, partition, 10)
+		}
 		dst = append(dst, '}')
 	}
 	return append(dst, `]}`...)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -75,5 +76,23 @@ func TestRunTagValidated(t *testing.T) {
 	c.EnsureDefaults()
 	if err := c.Validate(); err != nil || len(c.RunTag) != 8 {
 		t.Fatalf("default run tag %q: %v", c.RunTag, err)
+	}
+}
+
+// A write that names no partition (Config.Unplaced) carries none, in
+// either encoding; one that names a partition carries it.
+func TestBodiesWithoutPartition(t *testing.T) {
+	p := func(int) []byte { return []byte("x") }
+	if b := appendBulkBody(nil, EncodingJSON, 2, noPartition, false, p); bytes.Contains(b, []byte("partition")) {
+		t.Fatalf("bulk without a partition: %s", b)
+	}
+	if b := appendBulkBody(nil, EncodingJSON, 2, 3, false, p); bytes.Count(b, []byte(`"partition":3`)) != 2 {
+		t.Fatalf("bulk to partition 3: %s", b)
+	}
+	if b := appendSingleBody(nil, EncodingJSON, []byte("x"), false, noPartition); bytes.Contains(b, []byte("partition")) {
+		t.Fatalf("single without a partition: %s", b)
+	}
+	if a, b := appendBulkBody(nil, EncodingProtobuf, 2, noPartition, false, p), appendBulkBody(nil, EncodingProtobuf, 2, 0, false, p); !bytes.Equal(a, b) {
+		t.Fatalf("protobuf bulk: no partition %x, partition 0 %x", a, b)
 	}
 }

@@ -61,7 +61,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Conns, "conns", 0, "connections, one worker each (default 64; backpressure 128)")
 	fs.IntVar(&c.Size, "size", 0, "payload bytes (default 82; large and sustained 20480)")
 	fs.IntVar(&c.Batch, "batch", 0, "events per request (default 1; bulk 100)")
-	fs.IntVar(&c.Partitions, "partitions", 1, "partitions written (worker w writes w mod partitions)")
+	fs.IntVar(&c.Partitions, "partitions", 1, "partitions written (worker w writes w mod partitions); 0: name none, the server places the writes (a cluster: each node writes its own)")
 	fs.Float64Var(&c.Rate, "rate", 0, "total requests/s, open loop (0: closed loop, as fast as answered)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured run time (an upper bound)")
 	fs.DurationVar(&c.Warmup, "warmup", 0, "unmeasured run time before it")
@@ -92,6 +92,9 @@ func load(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		return 2
+	}
+	if isFlagSet(fs, "partitions") && c.Partitions == 0 {
+		c.Unplaced, c.Partitions = true, 1
 	}
 	if *profile != "" {
 		return profileServe(*profile, fs.Args(), stdout, stderr)
