@@ -22,7 +22,7 @@ type Report struct {
 	Conns      int       `json:"conns"`
 	Size       int       `json:"payload_bytes"`
 	Batch      int       `json:"batch"`
-	Partitions int       `json:"partitions"`
+	Partitions int       `json:"partitions"`        // 0: the writes named none (Config.Unplaced)
 	Rate       float64   `json:"rate,omitempty"`    // requests/s, open loop
 	RunTag     string    `json:"run_tag,omitempty"` // of the payload ids (Config.Acks)
 	Start      time.Time `json:"start"`
@@ -94,7 +94,7 @@ type Point struct {
 
 func newReport(cfg *Config, start time.Time) *Report {
 	return &Report{Scenario: cfg.Scenario, Encoding: cfg.Encoding, Target: cfg.Target, Table: cfg.Table,
-		Conns: cfg.Conns, Size: cfg.Size, Batch: cfg.Batch, Partitions: cfg.Partitions, Rate: cfg.Rate, RunTag: cfg.RunTag,
+		Conns: cfg.Conns, Size: cfg.Size, Batch: cfg.Batch, Partitions: cfg.Partitions * boolInt(!cfg.Unplaced), Rate: cfg.Rate, RunTag: cfg.RunTag,
 		Start: start.UTC(), Statuses: map[string]int64{}}
 }
 
@@ -322,7 +322,11 @@ func sustainedSummary(pts []Point, interval time.Duration) *SustainedResult {
 // Summary is the report in a few lines of text.
 func (r *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s, %d conns, %d B × %d, %d partitions", r.Scenario, r.Encoding, r.Conns, r.Size, r.Batch, r.Partitions)
+	parts := strconv.Itoa(r.Partitions) + " partitions"
+	if r.Partitions == 0 {
+		parts = "partitions placed by the server"
+	}
+	fmt.Fprintf(&b, "%s (%s, %d conns, %d B × %d, %s", r.Scenario, r.Encoding, r.Conns, r.Size, r.Batch, parts)
 	if r.Rate > 0 {
 		fmt.Fprintf(&b, ", open loop %s req/s", si(r.Rate))
 	}
@@ -406,4 +410,11 @@ func fmtDur(us float64) string {
 	default:
 		return strconv.FormatFloat(us, 'f', 0, 64) + "µs"
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -70,6 +70,16 @@ func (c *child) waitReady() string {
 // view of node c, data files from MinIO) and counts each payload.
 func tablePayloads(t *testing.T, c *child) map[string]int {
 	t.Helper()
+	got := map[string]int{}
+	scanPayloads(t, c, "events", func(p []byte) { got[string(p)]++ })
+	return got
+}
+
+// scanPayloads reads table back from Iceberg with iceberg-go (the REST
+// catalog view of node c, data files from MinIO) and calls fn with every
+// payload.
+func scanPayloads(t *testing.T, c *child, table string, fn func(payload []byte)) {
+	t.Helper()
 	ctx := context.Background()
 	rc, err := rest.NewCatalog(ctx, "zombi", c.base, rest.WithAdditionalProps(map[string]string{
 		"s3.access-key-id": minioUser, "s3.secret-access-key": minioSecret,
@@ -77,7 +87,7 @@ func tablePayloads(t *testing.T, c *child) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := rc.LoadTable(ctx, []string{"zombi", "events"})
+	tbl, err := rc.LoadTable(ctx, []string{"zombi", table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,17 +96,18 @@ func tablePayloads(t *testing.T, c *child) map[string]int {
 		t.Fatal(err)
 	}
 	defer at.Release()
-	got := map[string]int{}
 	rd := array.NewTableReader(at, 0)
 	defer rd.Release()
 	for rd.Next() {
 		rec := rd.RecordBatch()
 		pl := rec.Column(rec.Schema().FieldIndices("payload")[0]).(*array.Binary)
 		for i := range int(rec.NumRows()) {
-			got[string(pl.Value(i))]++
+			fn(pl.Value(i))
 		}
 	}
-	return got
+	if err := rd.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Two nodes on one PostgreSQL catalog and one bucket: each writes its own

@@ -99,7 +99,13 @@ func freePort(t *testing.T) int {
 // waits until it answers /health.
 func startChild(t *testing.T, dir string, extra ...string) *child {
 	t.Helper()
-	port := freePort(t)
+	return startChildOn(t, freePort(t), dir, extra...)
+}
+
+// startChildOn is startChild on a given port of 127.0.0.1 (a node that
+// restarts behind a proxy keeps its address).
+func startChildOn(t *testing.T, port int, dir string, extra ...string) *child {
+	t.Helper()
 	logs, err := os.OpenFile(filepath.Join(t.TempDir(), "zombi.log"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatal(err)
