@@ -6,7 +6,7 @@ PKGS      := ./...
 RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/... ./bench/...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-flush bench-http bench-cold vet fmt clean docs install install-files uninstall
+.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-flush bench-http bench-cold bench-cluster bench-commits vet fmt clean docs install install-files uninstall
 
 build:
 	$(GO) build -o $(BIN) ./cmd/zombi
@@ -116,6 +116,24 @@ bench-cold: build
 COLD_STORE ?= local
 COLD_RATE  ?= 2000
 COLD_DUR   ?= 180
+
+# `make bench-cluster`: 1, 2 and 3 zombi serve behind HAProxy
+# (deploy/haproxy.cfg) on one PostgreSQL catalog and one MinIO bucket,
+# loaded by zombi load's bulk scenario through the proxy, each node
+# flushing every second; alternating runs, medians (README, Running
+# several nodes). Needs haproxy, PostgreSQL and MinIO as .ci/run installs.
+CLUSTER_RUNS ?= 3
+CLUSTER_SECS ?= 8
+bench-cluster:
+	ZOMBI_BENCH_RUNS=$(CLUSTER_RUNS) ZOMBI_BENCH_SECS=$(CLUSTER_SECS) \
+		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 30m ./cmd/zombi
+
+# `make bench-commits`: Iceberg commits per second to one table through
+# the PostgreSQL catalog, 1 vs 3 servers committing at once (catalog
+# cost alone, no Parquet); alternating runs, medians.
+bench-commits:
+	ZOMBI_BENCH_RUNS=$(CLUSTER_RUNS) \
+		$(GO) test -count=1 -run '^$$' -bench '^BenchmarkCommitRate$$' -benchtime 1x -timeout 30m ./catalog
 
 # `make docs` regenerates the files rendered from the settings table
 # (docs/configuration.md, deploy/zombi.env); a test fails when they are stale.

@@ -20,8 +20,8 @@ import (
 
 // clusterEnv is the environment of a node of a test cluster on pg and
 // the MinIO m, with a short lease and no background flush.
-func clusterEnv(pg string, m *minioProc, extra ...string) []string {
-	return append([]string{"ZOMBI_CATALOG_URL=" + pg, "ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://" + m.addr,
+func clusterEnv(pg string, m *testsvc.MinIO, extra ...string) []string {
+	return append([]string{"ZOMBI_CATALOG_URL=" + pg, "ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://" + m.Addr,
 		"AWS_ACCESS_KEY_ID=" + minioUser, "AWS_SECRET_ACCESS_KEY=" + minioSecret,
 		"ZOMBI_LEASE_SECS=2", "ZOMBI_FLUSH_INTERVAL_SECS=3600", "ZOMBI_SEGMENT_SIZE_MB=64"}, extra...)
 }
@@ -78,7 +78,7 @@ func tablePayloads(t *testing.T, c *child) map[string]int {
 // scanPayloads reads table back from Iceberg with iceberg-go (the REST
 // catalog view of node c, data files from MinIO) and calls fn with every
 // payload.
-func scanPayloads(t *testing.T, c *child, table string, fn func(payload []byte)) {
+func scanPayloads(t testing.TB, c *child, table string, fn func(payload []byte)) {
 	t.Helper()
 	ctx := context.Background()
 	rc, err := rest.NewCatalog(ctx, "zombi", c.base, rest.WithAdditionalProps(map[string]string{
@@ -122,7 +122,7 @@ func TestClusterTwoNodes(t *testing.T) {
 		t.Skip("starts subprocesses")
 	}
 	pg := testsvc.StartPostgres(t)
-	m := startMinio(t)
+	m := testsvc.StartMinIO(t)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := startChild(t, dirA, clusterEnv(pg, m)...)
 	b := startChild(t, dirB, clusterEnv(pg, m)...)
@@ -220,7 +220,7 @@ func TestClusterTwoNodes(t *testing.T) {
 	// past every offset b reserved (it may have acked any of them): b
 	// reserved 1..reserveAhead of each, at its first write.
 	var out, errb bytes.Buffer
-	env := map[string]string{"ZOMBI_CATALOG_URL": pg, "ZOMBI_S3_BUCKET": "zombi", "ZOMBI_S3_ENDPOINT": "http://" + m.addr,
+	env := map[string]string{"ZOMBI_CATALOG_URL": pg, "ZOMBI_S3_BUCKET": "zombi", "ZOMBI_S3_ENDPOINT": "http://" + m.Addr,
 		"AWS_ACCESS_KEY_ID": minioUser, "AWS_SECRET_ACCESS_KEY": minioSecret, "ZOMBI_DATA_DIR": t.TempDir()}
 	idB, err := os.ReadFile(filepath.Join(dirB, nodeIDFile))
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -20,10 +19,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/catalog/rest"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/internal/testsvc"
 )
 
 func TestColdSettings(t *testing.T) {
@@ -79,14 +77,14 @@ func TestColdSettings(t *testing.T) {
 
 // child is a `zombi serve` child process (the test binary as main).
 type child struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	base string
 	logs *os.File
 	done chan error
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,14 +95,14 @@ func freePort(t *testing.T) int {
 
 // startChild runs zombi serve on dir with the extra environment and
 // waits until it answers /health.
-func startChild(t *testing.T, dir string, extra ...string) *child {
+func startChild(t testing.TB, dir string, extra ...string) *child {
 	t.Helper()
 	return startChildOn(t, freePort(t), dir, extra...)
 }
 
 // startChildOn is startChild on a given port of 127.0.0.1 (a node that
 // restarts behind a proxy keeps its address).
-func startChildOn(t *testing.T, port int, dir string, extra ...string) *child {
+func startChildOn(t testing.TB, port int, dir string, extra ...string) *child {
 	t.Helper()
 	logs, err := os.OpenFile(filepath.Join(t.TempDir(), "zombi.log"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -373,79 +371,11 @@ func TestServeColdLocalCrashes(t *testing.T) {
 	c.stop()
 }
 
-// minioProc is a MinIO server on 127.0.0.1 (the binary of .ci/run, as in
-// flush/'s tests), restartable on the same address and data.
-type minioProc struct {
-	bin, dir, addr string
-	cmd            *exec.Cmd
-}
-
+// The root credentials of the test MinIO (testsvc.StartMinIO).
 const (
-	minioUser   = "zombitest"
-	minioSecret = "zombitest-secret"
+	minioUser   = testsvc.MinIOUser
+	minioSecret = testsvc.MinIOSecret
 )
-
-func startMinio(t *testing.T) *minioProc {
-	t.Helper()
-	bin := os.Getenv("ZOMBI_TEST_MINIO")
-	if bin == "" {
-		if d, err := os.UserCacheDir(); err == nil {
-			bin = filepath.Join(d, "zombi-bin", "minio")
-		}
-	}
-	if _, err := os.Stat(bin); bin == "" || err != nil {
-		if os.Getenv("ZOMBI_TEST_REQUIRE_SERVICES") != "" {
-			t.Fatal("ZOMBI_TEST_REQUIRE_SERVICES is set: MinIO binary not found")
-		}
-		t.Skip("MinIO binary not found: set ZOMBI_TEST_MINIO or build it into ~/.cache/zombi-bin (see .ci/run)")
-	}
-	m := &minioProc{bin: bin, dir: t.TempDir(), addr: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	t.Cleanup(m.stop)
-	m.start(t)
-	return m
-}
-
-func (m *minioProc) start(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command(m.bin, "server", "--quiet", "--address", m.addr, "--console-address", "127.0.0.1:0", filepath.Join(m.dir, "data"))
-	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioSecret,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	m.cmd = cmd
-	cl, err := minio.New(m.addr, &minio.Options{Creds: credentials.NewStaticV4(minioUser, minioSecret, ""), Region: "us-east-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ { // the object layer is up once a bucket can be made or found
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		ok, err := cl.BucketExists(ctx, "zombi")
-		if err == nil && !ok {
-			err = cl.MakeBucket(ctx, "zombi", minio.MakeBucketOptions{})
-		}
-		cancel()
-		if err == nil {
-			return
-		}
-		if i == 600 {
-			t.Fatalf("minio on %s not ready: %v\n%s", m.addr, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (m *minioProc) stop() {
-	if m.cmd == nil {
-		return
-	}
-	m.cmd.Process.Kill()
-	m.cmd.Wait()
-	m.cmd = nil
-}
 
 // zombi serve on MinIO with a tiny hot-tier budget: MinIO stops, ingest
 // continues until the budget, then 503 with Retry-After; MinIO comes
@@ -456,9 +386,9 @@ func TestServeMinIOStoppedHotBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts subprocesses")
 	}
-	m := startMinio(t)
+	m := testsvc.StartMinIO(t)
 	dir := t.TempDir()
-	c := startChild(t, dir, "ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://"+m.addr,
+	c := startChild(t, dir, "ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://"+m.Addr,
 		"AWS_ACCESS_KEY_ID="+minioUser, "AWS_SECRET_ACCESS_KEY="+minioSecret,
 		"ZOMBI_HOT_MAX_GB=0.0002", // ~210 KiB
 		"ZOMBI_FLUSH_INTERVAL_SECS=1", "ZOMBI_S3_MAX_RETRIES=1", "ZOMBI_S3_RETRY_INITIAL_MS=50", "ZOMBI_S3_RETRY_MAX_MS=500")
@@ -474,7 +404,7 @@ func TestServeMinIOStoppedHotBudget(t *testing.T) {
 		t.Fatal("the secret key is in the log")
 	}
 
-	m.stop()
+	m.Stop()
 	refused := false
 	for i := 0; i < 3000 && !refused; i++ {
 		st, h, body := c.writeBulk(next, 200)
@@ -500,7 +430,7 @@ func TestServeMinIOStoppedHotBudget(t *testing.T) {
 		t.Fatalf("ready: %d %s", st, body)
 	}
 
-	m.start(t)
+	m.Start(t)
 	for i := 0; ; i++ {
 		st, _, body := c.writeBulk(next, 10)
 		if st == 202 {

@@ -17,7 +17,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/catalog/rest"
+
 	"github.com/zombihq/zombi/catalog"
+	"github.com/zombihq/zombi/internal/testsvc"
 )
 
 // ackKey is one acknowledged event: its partition and offset.
@@ -280,9 +282,9 @@ func TestServeMinIOOutageUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts subprocesses; takes over two minutes")
 	}
-	m := startMinio(t)
+	m := testsvc.StartMinIO(t)
 	const budgetBytes int64 = 214748 // ZOMBI_HOT_MAX_GB=0.0002
-	c := startChild(t, t.TempDir(), "ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://"+m.addr,
+	c := startChild(t, t.TempDir(), "ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://"+m.Addr,
 		"AWS_ACCESS_KEY_ID="+minioUser, "AWS_SECRET_ACCESS_KEY="+minioSecret,
 		"ZOMBI_HOT_MAX_GB=0.0002",
 		"ZOMBI_FLUSH_INTERVAL_SECS=1", "ZOMBI_S3_MAX_RETRIES=1", "ZOMBI_S3_RETRY_INITIAL_MS=50", "ZOMBI_S3_RETRY_MAX_MS=1000")
@@ -305,7 +307,7 @@ func TestServeMinIOOutageUnderLoad(t *testing.T) {
 	waitFor("a flush committed to MinIO", 30*time.Second, func() bool { return c.metric("zombi_flush_total") > 0 })
 	before := l.accepted.Load()
 
-	m.stop()
+	m.Stop()
 	down := time.Now()
 	full := waitFor("writes refused with MinIO down", 60*time.Second, func() bool { return l.refused.Load() > 0 })
 	during := l.accepted.Load() - before
@@ -334,7 +336,7 @@ func TestServeMinIOOutageUnderLoad(t *testing.T) {
 		t.Fatalf("hot tier reached %d bytes with a budget of %d", maxHot, budgetBytes)
 	}
 
-	m.start(t)
+	m.Start(t)
 	up := time.Now()
 	drained := waitFor("writes taken again after MinIO came back", 90*time.Second,
 		func() bool { return l.lastAccept.Load() > up.UnixNano() })
@@ -382,8 +384,8 @@ func TestServeTwoProcessesOneTable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts subprocesses")
 	}
-	m := startMinio(t)
-	env := []string{"ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://" + m.addr,
+	m := testsvc.StartMinIO(t)
+	env := []string{"ZOMBI_S3_BUCKET=zombi", "ZOMBI_S3_ENDPOINT=http://" + m.Addr,
 		"AWS_ACCESS_KEY_ID=" + minioUser, "AWS_SECRET_ACCESS_KEY=" + minioSecret,
 		"ZOMBI_CATALOG_URL=sqlite:" + filepath.Join(t.TempDir(), "catalog.db"),
 		"ZOMBI_FLUSH_INTERVAL_SECS=1", "ZOMBI_S3_RETRY_INITIAL_MS=50", "ZOMBI_S3_RETRY_MAX_MS=500"}

@@ -98,7 +98,7 @@ func TestClusterBehindProxy(t *testing.T) {
 		t.Skip("starts subprocesses")
 	}
 	pg := testsvc.StartPostgres(t)
-	m := startMinio(t)
+	m := testsvc.StartMinIO(t)
 	env := clusterEnv(pg, m, "ZOMBI_FLUSH_INTERVAL_SECS=1", "ZOMBI_SEGMENT_SIZE_MB=4")
 	nodes := make([]*node, 3)
 	backends := make([]string, 3)

@@ -20,10 +20,14 @@ import (
 // ends.
 type HAProxy struct {
 	addr string
+	pid  int
 }
 
 // Addr is the host:port the proxy listens on.
 func (h *HAProxy) Addr() string { return h.addr }
+
+// Pid is the proxy's process id (for its CPU time, in benchmarks).
+func (h *HAProxy) Pid() int { return h.pid }
 
 // Health-check intervals of the tests (deploy/haproxy.cfg has the
 // production ones): a backend is out after 2 failed checks 500 ms apart
@@ -82,7 +86,7 @@ func StartHAProxy(tb testing.TB, backends []string) *HAProxy {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return &HAProxy{addr: addr}
+			return &HAProxy{addr: addr, pid: cmd.Process.Pid}
 		}
 		select {
 		case <-done:

@@ -17,6 +17,13 @@ import (
 // MinIOBucket is the bucket StartMinIO makes.
 const MinIOBucket = "zombi"
 
+// MinIOUser and MinIOSecret are the root credentials of the test MinIO
+// (the access key id and the secret access key).
+const (
+	MinIOUser   = "zombitest"
+	MinIOSecret = "zombitest-secret"
+)
+
 // MinIO is a throwaway MinIO server on 127.0.0.1 with the bucket
 // MinIOBucket, killed when the test ends. Stop and Start take it down and
 // bring it back on the same address and data, for tests of what a client
@@ -51,8 +58,8 @@ func StartMinIO(tb testing.TB) *MinIO {
 	}
 	m := &MinIO{
 		Addr:   "127.0.0.1:" + strconv.Itoa(FreePort(tb)),
-		User:   "zombitest",
-		Secret: "zombitest-secret",
+		User:   MinIOUser,
+		Secret: MinIOSecret,
 		bin:    bin,
 		dir:    tb.TempDir(),
 	}
