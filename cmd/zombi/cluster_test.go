@@ -230,6 +230,11 @@ func TestClusterTwoNodes(t *testing.T) {
 		t.Fatalf("cluster status: %d %s %s", code, out.String(), errb.String())
 	}
 	out.Reset()
+	if code := run([]string{"inspect", "cluster"}, &out, &errb, envFunc(env)); code != 0 ||
+		!strings.Contains(out.String(), strings.TrimSpace(string(idB))) || !strings.Contains(out.String(), "DEAD") {
+		t.Fatalf("inspect cluster: %d %s %s, want node %s DEAD as in zombi cluster status", code, out.String(), errb.String(), idB)
+	}
+	out.Reset()
 	if code := run([]string{"cluster", "handoff", "--node", strings.TrimSpace(string(idB))}, &out, &errb, envFunc(env)); code != 0 ||
 		!strings.Contains(out.String(), "freed 2 partition(s)") ||
 		!strings.Contains(out.String(), fmt.Sprintf("3-%d", reserveAhead)) || !strings.Contains(out.String(), fmt.Sprintf("52-%d", reserveAhead)) {

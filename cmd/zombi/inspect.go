@@ -48,9 +48,11 @@ defaults to $ZOMBI_DATA_DIR, else ./data.
   dump       <segment-file> [--from N] [--limit N] [--json]
                                                 print records: offset, time, key, payload (text when
                                                 valid UTF-8, else base64)
+  cluster    [settings]                         the cluster's nodes, alive or not, and every partition's
+                                                owner, from the shared catalog (= zombi cluster status)
 `
 
-func inspect(args []string, stdout, stderr io.Writer) int {
+func inspect(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, inspectUsage)
 		return 2
@@ -66,6 +68,8 @@ func inspect(args []string, stdout, stderr io.Writer) int {
 		return inspectVerify(args, stdout, stderr)
 	case "dump":
 		return inspectDump(args, stdout, stderr)
+	case "cluster":
+		return clusterCmd(append([]string{"status"}, args...), stdout, stderr, getenv)
 	}
 	fmt.Fprintf(stderr, "zombi inspect: unknown command %q\n\n%s", cmd, inspectUsage)
 	return 2

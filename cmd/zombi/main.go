@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	case "config":
 		return configCmd(args[1:], stdout, stderr)
 	case "inspect":
-		return inspect(args[1:], stdout, stderr)
+		return inspect(args[1:], stdout, stderr, getenv)
 	case "cluster":
 		return clusterCmd(args[1:], stdout, stderr, getenv)
 	case "soak":
