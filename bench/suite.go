@@ -35,6 +35,9 @@ type Row struct {
 	// Target is the goal as a ratio (0.85 = 85 %), and Floor an absolute
 	// goal in Unit (0 = none).
 	Target, Floor float64
+	// Lower makes the metric a cost (server CPU per request): the goal
+	// is met when the ratio is at most Target (1.4 = 1.4×).
+	Lower bool
 }
 
 // SuiteConfig configures a side-by-side suite.
@@ -72,6 +75,9 @@ func (r *RowResult) Ratio() float64 {
 
 // Met reports whether the row's targets are met.
 func (r *RowResult) Met() bool {
+	if r.Row.Lower {
+		return r.Row.Target == 0 || r.Ratio() <= r.Row.Target
+	}
 	ok := r.Row.Target == 0 || r.Ratio() >= r.Row.Target
 	if r.Row.Floor > 0 {
 		ok = ok && r.Medians[r.Row.Zombi] >= r.Row.Floor

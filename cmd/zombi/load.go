@@ -84,6 +84,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "--suite/--ceiling: parent of the child servers' data dirs (default $TMPDIR)")
 	ceilingServer := fs.String("ceiling-server", "", "serve a ceiling handler (noop, noop-streamed or parse) instead of sending load")
 	listen := fs.String("listen", "127.0.0.1:0", "--ceiling-server: listen address")
+	only := fs.String("only", "", "--suite: run only the rows whose name contains this (e.g. \"cold tier off\")")
 	profileDir := fs.String("profile-dir", "", "--suite/--ceiling: profile every zombi child into a sub-directory of this one")
 	profile := fs.String("profile-serve", "", "run `zombi serve <args after -->` with CPU and alloc profiles written to this directory on exit")
 	fs.Usage = func() { fmt.Fprint(stderr, loadUsage); fs.PrintDefaults() }
@@ -147,7 +148,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 		if !isFlagSet(fs, "warmup") {
 			sc.Warmup = time.Second
 		}
-		return sideBySide(ctx, sc, c, *suite, *out, "zombi load "+strings.Join(args, " "), stdout, stderr)
+		return sideBySide(ctx, sc, c, *suite, *only, *out, "zombi load "+strings.Join(args, " "), stdout, stderr)
 	}
 
 	var acks *acksFile
@@ -198,11 +199,19 @@ func load(args []string, stdout, stderr io.Writer) int {
 
 // sideBySide runs --suite, or --ceiling for one scenario, and prints the
 // Markdown table.
-func sideBySide(ctx context.Context, sc bench.SuiteConfig, c bench.Config, suite bool, out, command string, stdout, stderr io.Writer) int {
+func sideBySide(ctx context.Context, sc bench.SuiteConfig, c bench.Config, suite bool, only, out, command string, stdout, stderr io.Writer) int {
 	started, loadBefore := time.Now(), bench.LoadAvg()
 	var rows []*bench.Row
 	if suite {
-		rows = bench.ShortSuite(c.Conns)
+		for _, r := range bench.ShortSuite(c.Conns) {
+			if strings.Contains(r.Name, only) {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			fmt.Fprintf(stderr, "zombi load: --only %q matches no row of the suite\n", only)
+			return 2
+		}
 	} else {
 		c.Target = ""
 		targets := []bench.Target{{Name: "do-nothing handler", Ceiling: bench.CeilingNoop}}
@@ -224,7 +233,7 @@ func sideBySide(ctx context.Context, sc bench.SuiteConfig, c bench.Config, suite
 	}
 	var lat []*bench.Report
 	var latRate float64
-	if suite {
+	if suite && only == "" {
 		latRate = results[0].Medians[results[0].Row.Zombi] / 2
 		fmt.Fprintf(stderr, "latency at 50 %% of max (%.0f req/s)\n", latRate)
 		var err error
