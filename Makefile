@@ -76,10 +76,12 @@ fuzz:
 bench: bench-engine bench-flush bench-http
 
 # `make bench-flush`: sealed segments of 82-byte JSON events → Parquet →
-# the local warehouse → Iceberg commit (SQLite), in-process, for the
-# event schema (raw) and with four typed columns extracted (typed4:
-# ZOMBI_TABLE_SCHEMA), alternating, FLUSH_RUNS runs of each; events/s
-# per run and the medians (bench/flushtable.sh).
+# the local warehouse (and MinIO, when built) → Iceberg commit (SQLite),
+# in-process, for the event schema (raw) and with four typed columns
+# extracted (typed4: ZOMBI_TABLE_SCHEMA), alternating, FLUSH_RUNS runs of
+# each, beside the ZSTD codec alone on the payload column (the floor per
+# core); events/s, events per CPU-second and Parquet bytes per event per
+# run, and the medians (bench/flushtable.sh).
 FLUSH_RUNS ?= 5
 bench-flush:
 	RUNS=$(FLUSH_RUNS) bench/flushtable.sh

@@ -3,6 +3,7 @@ package flush
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -281,6 +282,31 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkZstdFloor is the flush's floor per core: the flusher's ZSTD
+// codec (one encoder, ZOMBI's default level) compressing a 1 MiB page of
+// the payload column as Parquet lays it out (PLAIN byte arrays: a 4-byte
+// length, then the 82 bytes), on one goroutine. No flush can beat it
+// without compressing less or worse: make bench-flush prints it beside
+// the flush's events per CPU-second.
+func BenchmarkZstdFloor(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var page, p []byte
+	events := 0
+	for ; len(page) < 1<<20; events++ {
+		p = payload82(p, rng, events)
+		page = binary.LittleEndian.AppendUint32(page, uint32(len(p)))
+		page = append(page, p...)
+	}
+	codec := newZstdCodec(zstd.SpeedFastest)
+	var dst []byte
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		dst, _ = codec.Encode(dst, page)
+	}
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(len(dst))/float64(events), "B/event")
 }
 
 // processCPU returns the CPU time (user + system) the process used so far.
