@@ -104,6 +104,7 @@ type Engine struct {
 	}
 
 	quarantined atomic.Int64 // segments set aside as corrupt since Open
+	recycled    atomic.Int64 // segments activated in a recycled file since Open
 	stop        chan struct{}
 	wg          sync.WaitGroup // background goroutines: tickers and sealers
 }
@@ -437,6 +438,9 @@ type Stats struct {
 	HotBytes     int64
 	FailedLogs   int
 	Quarantined  int64
+	// Recycled counts the segments written over a flushed segment's file
+	// since the engine opened (Options.NoRecycle).
+	Recycled int64
 }
 
 // Stats returns a summary of the hot tier.
@@ -458,6 +462,7 @@ func (e *Engine) Stats() Stats {
 	s.OpenSegments = len(e.open.segs)
 	e.open.Unlock()
 	s.Quarantined = e.quarantined.Load()
+	s.Recycled = e.recycled.Load()
 	return s
 }
 

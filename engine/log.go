@@ -295,6 +295,9 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 		}
 		return nil, err
 	}
+	if s.Recycled() {
+		l.e.recycled.Add(1)
+	}
 	sg := &seg{path: path, base: l.next, last: l.next - 1, bytes: segment.HeaderSize, s: s,
 		bld: index.NewBuilder(l.next, l.e.opts.IndexIntervalBytes), mtimeMs: now}
 	l.segs = append(l.segs, sg)
@@ -343,7 +346,12 @@ func (l *plog) prepareSpareLocked() {
 	l.e.wg.Add(1)
 	go func() {
 		defer l.e.wg.Done()
-		p, err := segment.Preallocate(l.e.fs, filepath.Join(l.dir, "next"+segment.PreallocSuffix), l.e.opts.SegmentBytes)
+		next := filepath.Join(l.dir, "next"+segment.PreallocSuffix)
+		p := l.recycle(next)
+		var err error
+		if p == nil {
+			p, err = segment.Preallocate(l.e.fs, next, l.e.opts.SegmentBytes)
+		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.preparing = false
@@ -361,6 +369,32 @@ func (l *plog) prepareSpareLocked() {
 		}
 		l.spare = p
 	}()
+}
+
+// recycleName is the file of a flushed segment kept for the partition's
+// next segment (removeFiles keeps it, recycle takes it). Its suffix makes
+// recovery remove it, so a recycled file never outlives the process that
+// kept it: the sequences of its records are all below the partition's
+// next offset, which segment.Recycle relies on.
+const recycleName = "recycle" + segment.PreallocSuffix
+
+// recycle turns the partition's kept flushed segment, if any, into its
+// next segment's file at path; nil when there is none or it fails.
+func (l *plog) recycle(path string) *segment.Preallocated {
+	from := filepath.Join(l.dir, recycleName)
+	if l.e.opts.NoRecycle {
+		return nil
+	}
+	if _, err := l.e.fs.Stat(from); err != nil {
+		return nil
+	}
+	p, err := segment.Recycle(l.e.fs, from, path, l.e.opts.SegmentBytes)
+	if err != nil {
+		l.e.opts.Logger.Warn("recycle a flushed segment's file; allocating a new one", "table", l.table.name,
+			"partition", l.part, "err", err)
+		return nil
+	}
+	return p
 }
 
 // seal seals sg (which no longer takes appends), writes its index file and
@@ -430,7 +464,12 @@ func (sg *seg) removeFiles(e *Engine) {
 		e.setAside(sg.path, e.opts.Logger)
 		return
 	}
-	if err := e.fs.Remove(sg.path); err != nil && !isNotExist(err) {
+	// A flushed segment of about a full segment's size is kept for the
+	// partition's next one (recycle), replacing the one kept before.
+	keep := !e.opts.NoRecycle && sg.sealed.Load() && sg.bytes >= e.opts.SegmentBytes/2
+	if keep && e.fs.Rename(sg.path, filepath.Join(filepath.Dir(sg.path), recycleName)) == nil {
+		// Kept.
+	} else if err := e.fs.Remove(sg.path); err != nil && !isNotExist(err) {
 		e.opts.Logger.Warn("remove segment", "path", sg.path, "err", err)
 	}
 	if err := e.fs.Remove(idxPath(sg.path)); err != nil && !isNotExist(err) {
@@ -634,6 +673,10 @@ func (l *plog) close() error {
 	if l.spare != nil {
 		l.spare.Discard()
 		l.spare = nil
+	}
+	// The kept flushed segment would be removed at the next start.
+	if err := l.e.fs.Remove(filepath.Join(l.dir, recycleName)); err != nil && !isNotExist(err) {
+		errs = append(errs, err)
 	}
 	if clean {
 		l.lease = l.next

@@ -70,6 +70,11 @@ type Options struct {
 	// IdempotencyMaxKeys bounds the keys remembered per partition; the
 	// oldest are forgotten first. Default 1,000,000.
 	IdempotencyMaxKeys int
+	// NoRecycle removes the files of flushed segments instead of writing
+	// the partition's next segment over one (segment.Recycle), for
+	// measuring the difference. Default false: a partition keeps one
+	// flushed segment's file to recycle.
+	NoRecycle bool
 	// HotRetention is how long a segment is kept after it was committed
 	// to the cold tier. Default 0: deleted at once.
 	HotRetention time.Duration

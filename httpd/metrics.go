@@ -228,6 +228,7 @@ func (s *Server) writeHotMetrics(w io.Writer) {
 	gauge("zombi_hot_segments", "Segment files in the hot tier", int64(st.Segments))
 	gauge("zombi_hot_open_segments", "Sealed segments mapped for reads", int64(st.OpenSegments))
 	gauge("zombi_hot_quarantined_segments", "Segments set aside as corrupt since the start (see zombi inspect verify)", st.Quarantined)
+	fmt.Fprintf(w, "# HELP zombi_hot_segments_recycled_total Segments written over the file of a flushed segment since the start, instead of a new file\n# TYPE zombi_hot_segments_recycled_total counter\nzombi_hot_segments_recycled_total %d\n", st.Recycled)
 	fmt.Fprintf(w, "# HELP zombi_hot_storage_bytes Bytes of segment data in the hot tier\n# TYPE zombi_hot_storage_bytes gauge\nzombi_hot_storage_bytes %d\n", st.HotBytes)
 	fmt.Fprintf(w, "# HELP zombi_hot_failed_logs Partition logs that failed and take no writes until restart\n# TYPE zombi_hot_failed_logs gauge\nzombi_hot_failed_logs %d\n", st.FailedLogs)
 }

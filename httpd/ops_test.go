@@ -212,7 +212,7 @@ var hotMetricFamilies = []string{
 	`zombi_unflushed_events{topic="m",partition="1"} 1`, `zombi_hot_partition_segments{topic="m",partition="0"} 1`,
 	`zombi_hot_partition_bytes{topic="m",partition="0"} `, `zombi_partition_failed{topic="m",partition="0"} 0`,
 	"zombi_hot_storage_bytes ", "zombi_hot_segments 2", "zombi_hot_partitions 2", "zombi_hot_tables 1",
-	"zombi_hot_failed_logs 0", "zombi_hot_quarantined_segments 0", "zombi_hot_open_segments",
+	"zombi_hot_failed_logs 0", "zombi_hot_quarantined_segments 0", "zombi_hot_segments_recycled_total 0", "zombi_hot_open_segments",
 	"zombi_fsync_duration_seconds_bucket", "zombi_uptime_secs",
 	"go_goroutines", "go_memstats_alloc_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
 }

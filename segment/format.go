@@ -8,6 +8,16 @@
 // fallocate(2), so the bytes after the last record are zero; sealing trims
 // the file to its used length and sets the sealed flag.
 //
+// An active segment may instead live in a recycled file: a sealed segment
+// of the same partition whose records were all flushed, reused so that its
+// blocks and page-cache pages are written over instead of allocated anew
+// (see Recycle). Its header carries the recycled flag, and the bytes after
+// its last record are the former segment's records, not zeros. The data of
+// a recycled segment ends at the first record that is not valid or not the
+// next in sequence: the former records all have sequences below the new
+// base (offsets are never reused within a partition), so none can pass for
+// a record of the new segment.
+//
 //	Header (HeaderSize = 64 bytes, little endian):
 //	+--------+---------+-------+----------+-----------+------------+-------------+--------+----------+
 //	| magic  | version | flags | reserved | base seq  | created ms | data length | crc32c | reserved |
@@ -18,6 +28,8 @@
 //	magic        "ZSEG"
 //	version      FormatVersion (1)
 //	flags        bit 0: sealed (data length is final; the file holds nothing else)
+//	             bit 1: recycled (active segments only: the bytes after the
+//	             last record are a former segment's; sealing clears it)
 //	base seq     sequence of the first record in this segment (the file name)
 //	created ms   Unix milliseconds when the segment was created
 //	data length  bytes of header+records when sealed, 0 while active
@@ -37,7 +49,9 @@
 //	key len      length of the idempotency key, 0 when there is none
 //
 // A record whose first 8 bytes are zero marks the end of the data: no valid
-// record has a body length below MinBodyLen. Records are not padded.
+// record has a body length below MinBodyLen (in a recycled segment, so does
+// the first record that is not valid and next in sequence). Records are not
+// padded.
 //
 // These constants are part of the on-disk format and must not be changed;
 // a change of layout gets a new FormatVersion. The format is pinned by the
@@ -62,6 +76,9 @@ const (
 
 	// FlagSealed marks a segment whose data length is final.
 	FlagSealed = 1 << 0
+	// FlagRecycled marks a segment written over a former segment's file:
+	// its data ends at the first record that is not the next in sequence.
+	FlagRecycled = 1 << 1
 
 	// RecordHeaderSize is the fixed part of a record.
 	RecordHeaderSize = 26

@@ -49,6 +49,7 @@ type Segment struct {
 	base     uint64
 	created  int64
 	capacity int64
+	recycled bool // FlagRecycled: the bytes after the data are a former segment's
 
 	size   atomic.Int64 // bytes of header + records in the file: what readers see
 	end    atomic.Int64 // size plus the bytes appended but not yet written
@@ -135,6 +136,10 @@ type Recovery struct {
 	TornOffset int64  // where the torn tail began, or 0 when there was none
 	TornBytes  int64  // bytes of the torn tail that were zeroed
 	BrokenPath string // copy of the torn tail, if any
+	// FormerFrom, in a recycled segment, is where the data ends and the
+	// former segment's bytes begin (or a torn record: the two cannot be
+	// told apart, and neither is data). They are left in place.
+	FormerFrom int64
 }
 
 // ErrNoHeader is returned by Open for a file whose header was never
@@ -178,7 +183,7 @@ func Open(fsys vfs.FS, path string, opts OpenOptions) (*Segment, Recovery, error
 		}
 		return fail(&CorruptionError{Path: path, Offset: 0, Err: err})
 	}
-	s := &Segment{fs: fsys, path: path, f: f, base: h.baseSeq, created: h.createdMs}
+	s := &Segment{fs: fsys, path: path, f: f, base: h.baseSeq, created: h.createdMs, recycled: h.flags&FlagRecycled != 0}
 	if h.flags&FlagSealed != 0 {
 		// Compare as uint64: a length of 2^63 or more must not turn
 		// negative and slip past the check into Map.
@@ -232,6 +237,12 @@ func Open(fsys vfs.FS, path string, opts OpenOptions) (*Segment, Recovery, error
 	s.next = next
 	s.size.Store(pos)
 	s.end.Store(pos)
+	if s.recycled && bad != nil {
+		// The first record that is not the next in sequence ends a
+		// recycled segment's data; what follows is the former segment's.
+		rec.FormerFrom = pos
+		bad = nil
+	}
 	if bad != nil {
 		if opts.ReadOnly {
 			// Nothing to serve from a segment we may not repair; the
@@ -283,6 +294,10 @@ func (s *Segment) repairTail(pos int64, rec *Recovery) error {
 	}
 	return nil
 }
+
+// Recycled reports whether the segment lives in a former segment's file
+// (FlagRecycled; false once sealed).
+func (s *Segment) Recycled() bool { return s.recycled && !s.sealed.Load() }
 
 // Path returns the segment's file path.
 func (s *Segment) Path() string { return s.path }
