@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -441,6 +442,16 @@ func (e *Engine) Seal(tname string, partition uint32) error {
 // sealIfIdle seals the active segment when it has taken no append for
 // Options.IdleSeal.
 func (l *plog) sealIfIdle() error {
+	l.mu.Lock()
+	idle := l.activeLocked() == nil
+	l.mu.Unlock()
+	if idle {
+		// No active segment: a flushed segment's file kept for the next
+		// one would only hold disk space.
+		if err := l.e.fs.Remove(filepath.Join(l.dir, recycleName)); err != nil && !isNotExist(err) {
+			return err
+		}
+	}
 	return l.sealActive(l.e.nowMs() - l.e.opts.IdleSeal.Milliseconds())
 }
 

@@ -104,3 +104,46 @@ func TestRecycledSegmentsPowerLoss(t *testing.T) {
 		})
 	}
 }
+
+// A partition keeps one flushed segment's file for its next segment, and
+// lets it go once it has no active segment (idle, or at a clean stop).
+func TestRecycleKeepsOneFileWhileActive(t *testing.T) {
+	fs := vfs.NewMem()
+	e := mustOpen(t, memOpts(fs)) // 1 MiB segments
+	defer e.Close()
+	kept := "/data/hot/t/0/" + recycleName
+	pl := bytes.Repeat([]byte("k"), 900)
+	for i := 0; i < 3000; i++ { // ~2.8 MiB: two sealed segments and an active one
+		if _, _, err := e.Append("t", Record{Payload: pl}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := e.log("t", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.MarkFlushed("t", 0, 2000); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.collect(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(kept); err != nil {
+		t.Fatalf("no flushed segment kept for recycling: %v", err)
+	}
+	if err := l.sealIfIdle(); err != nil { // active: keeps it
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(kept); err != nil {
+		t.Fatalf("the kept file went away while the partition is active: %v", err)
+	}
+	if err := l.sealActive(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.sealIfIdle(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(kept); err == nil {
+		t.Fatal("an idle partition still keeps a flushed segment's file")
+	}
+}
