@@ -286,6 +286,16 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 			l.e.opts.Logger.Warn("activate preallocated segment", "path", path, "err", err)
 		}
 	}
+	if s == nil && !l.preparing && capacity == l.e.opts.SegmentBytes {
+		// No spare: a flushed segment's file, if one is kept, costs one
+		// sync to take where a new file costs two.
+		if p := l.recycle(filepath.Join(l.dir, "roll"+segment.PreallocSuffix)); p != nil {
+			s, err = p.Activate(path, l.next, now)
+			if err != nil {
+				l.e.opts.Logger.Warn("activate recycled segment", "path", path, "err", err)
+			}
+		}
+	}
 	if s == nil {
 		s, err = segment.Create(l.e.fs, path, l.next, capacity, now)
 	}
@@ -464,9 +474,9 @@ func (sg *seg) removeFiles(e *Engine) {
 		e.setAside(sg.path, e.opts.Logger)
 		return
 	}
-	// A flushed segment of about a full segment's size is kept for the
-	// partition's next one (recycle), replacing the one kept before.
-	keep := !e.opts.NoRecycle && sg.sealed.Load() && sg.bytes >= e.opts.SegmentBytes/2
+	// A flushed segment is kept for the partition's next one (recycle),
+	// replacing the one kept before.
+	keep := !e.opts.NoRecycle && sg.sealed.Load()
 	if keep && e.fs.Rename(sg.path, filepath.Join(filepath.Dir(sg.path), recycleName)) == nil {
 		// Kept.
 	} else if err := e.fs.Remove(sg.path); err != nil && !isNotExist(err) {
