@@ -31,7 +31,7 @@ func ShortSuite(conns int) []*Row {
 			Load:    Config{Scenario: ScenarioBulk, Conns: 16, Batch: 100},
 			Targets: []Target{parse, noop, zombi}, Base: 0, Zombi: 2, Target: 0.70, Floor: 2e6},
 		{Name: "bulk 100 × 82 B JSON, 16 conns, cold tier off: server CPU per request", Unit: "µs/req", Metric: cpu, Lower: true,
-			Load: Config{Scenario: ScenarioBulk, Conns: 16, Batch: 100},
+			Load:    Config{Scenario: ScenarioBulk, Conns: 16, Batch: 100},
 			Targets: []Target{parse, {Name: "zombi (cold tier off)", Env: []string{"ZOMBI_ICEBERG_ENABLED=false"}}},
 			Base:    0, Zombi: 1, Target: 1.4},
 		{Name: "single 82 B JSON, 64 conns: fsync=always ÷ never", Unit: "req/s", Metric: reqs,
