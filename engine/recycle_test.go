@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zombihq/zombi/vfs"
 )
@@ -121,6 +122,19 @@ func TestRecycleKeepsOneFileWhileActive(t *testing.T) {
 	l, err := e.log("t", 0, false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Let the background work finish: the seals of the full segments,
+	// and the spare's reservation, which would take the kept file.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		busy := l.preparing || l.sealsInFlight > 0
+		l.mu.Unlock()
+		if !busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("background seals or reservation still running after 10 s")
+		}
 	}
 	if err := e.MarkFlushed("t", 0, 2000); err != nil {
 		t.Fatal(err)

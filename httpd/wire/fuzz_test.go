@@ -128,6 +128,9 @@ func checkSyntax(t *testing.T, body []byte, err error) {
 	if !json.Valid(body) {
 		t.Fatalf("accepted malformed JSON %q (error: %v)", body, err)
 	}
+	if err == nil && !utf8.Valid(body) {
+		t.Fatalf("accepted a body that is not UTF-8: %q", body)
+	}
 }
 
 // A body that decodes as one event decodes to the same record as the only

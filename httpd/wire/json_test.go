@@ -94,6 +94,36 @@ func TestJSONErrors(t *testing.T) {
 	}
 }
 
+// A body that is not UTF-8 is refused as such wherever the bad byte is —
+// in any string, after good records, outside strings, after a syntax
+// error — and one that is UTF-8 keeps its non-ASCII bytes.
+func TestNotUTF8Anywhere(t *testing.T) {
+	for _, body := range []string{
+		"{\"records\":[{\"payload\":\"a\"},{\"payload\":\"b\xffc\"}]}",
+		"{\"records\":[{\"payload\":\"0123456789abcdef\x80\x80\x80\x80\x80\x80\x80\x800123456789abcdef\"}]}",
+		"{\"records\":[{\"payload\":\"a\",\"idempotency_key\":\"\xc3\"}]}",
+		"{\"records\":[{\"payload\":{\"k\":\"\xed\xa0\x80\"}}]}",
+		"{\"x\":\"\xf8\",\"records\":[{\"payload\":\"a\"}]}",
+		"{\"records\":[{\"payload\":\"a\"}]}\xff",
+		"{\"records\":[{\"payload\":\"a\"},,\"\xff\"]}",
+	} {
+		var d Decoder
+		_, err := d.JSONBulk([]byte(body))
+		var we *Error
+		if !errors.As(err, &we) || !strings.Contains(we.Msg, "not valid UTF-8") {
+			t.Errorf("bulk %q: %v, want the UTF-8 error", body, err)
+		}
+		if _, err := d.JSONEvent([]byte(body)); !errors.As(err, &we) || !strings.Contains(we.Msg, "not valid UTF-8") {
+			t.Errorf("event %q: %v, want the UTF-8 error", body, err)
+		}
+	}
+	var d Decoder
+	recs, err := d.JSONBulk([]byte(`{"records":[{"payload":"ünïcødé 日本 🎉 0123456789"}]}`))
+	if err != nil || len(recs) != 1 || string(recs[0].Payload) != "ünïcødé 日本 🎉 0123456789" {
+		t.Fatalf("UTF-8 payload: %v %v", err, recs)
+	}
+}
+
 func TestJSONBulk(t *testing.T) {
 	var d Decoder
 	recs, err := d.JSONBulk([]byte(`{"other":[1,{"records":2}],"records":[{"payload":"a"},{"payload":{"x": 1},"partition":2},` +
