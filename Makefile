@@ -6,7 +6,7 @@ PKGS      := ./...
 RACE_PKGS := ./vfs/... ./segment/... ./index/... ./engine/... ./httpd/... ./bench/...
 FUZZTIME  ?= 10s
 
-.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-flush bench-http bench-cold bench-cluster bench-commits vet fmt clean docs install install-files uninstall
+.PHONY: build run test test-short race fuzz-short fuzz bench bench-engine bench-flush bench-http bench-cold bench-cluster bench-commits bench-recycle vet fmt clean docs install install-files uninstall
 
 build:
 	$(GO) build -o $(BIN) ./cmd/zombi
@@ -118,6 +118,15 @@ bench-cold: build
 COLD_STORE ?= local
 COLD_RATE  ?= 2000
 COLD_DUR   ?= 180
+
+# `make bench-recycle`: bulk load with the cold tier on, segment recycling
+# on and off (ZOMBI_SEGMENT_RECYCLE), alternating, RECYCLE_RUNS runs of
+# RECYCLE_DUR s each; events/s and server CPU per request, medians
+# (bench/recycle.sh).
+RECYCLE_RUNS ?= 3
+RECYCLE_DUR  ?= 8
+bench-recycle: build
+	RUNS=$(RECYCLE_RUNS) DUR=$(RECYCLE_DUR) bench/recycle.sh
 
 # `make bench-cluster`: 1, 2 and 3 zombi serve behind HAProxy
 # (deploy/haproxy.cfg) on one PostgreSQL catalog and one MinIO bucket,

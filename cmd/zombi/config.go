@@ -29,6 +29,7 @@ type config struct {
 	Fsync             engine.FsyncMode
 	FsyncInterval     time.Duration
 	SegmentBytes      int64
+	NoRecycle         bool
 	HotRetention      time.Duration
 	MaxPartitions     uint32
 	IdempotencyWindow time.Duration
@@ -113,6 +114,14 @@ var settings = []setting{
 		n, err := intIn(v, 1, 1024)
 		c.SegmentBytes = int64(n) << 20
 		return err
+	}},
+	{"segment-recycle", "ZOMBI_SEGMENT_RECYCLE", "true", "bool", "write a partition's next segment over the file of a flushed one instead of a new file (README, The hot tier); false for comparing (make bench-recycle)", func(c *config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		c.NoRecycle = !b
+		return nil
 	}},
 	{"hot-retention-secs", "ZOMBI_HOT_RETENTION_SECS", "0", "s", "keep flushed segments this long before deleting them", func(c *config, v string) error {
 		n, err := intIn(v, 0, 1<<31)
@@ -497,6 +506,7 @@ func (c *config) engineOptions(log *slog.Logger) engine.Options {
 	o := engine.Options{
 		Dir:               c.DataDir,
 		SegmentBytes:      c.SegmentBytes,
+		NoRecycle:         c.NoRecycle,
 		FsyncInterval:     c.FsyncInterval,
 		HotRetention:      c.HotRetention,
 		MaxPartitions:     c.MaxPartitions,
