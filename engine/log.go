@@ -21,6 +21,7 @@ import (
 type seg struct {
 	path string
 	base uint64
+	log  *plog
 
 	// Guarded by plog.mu.
 	last      uint64         // last sequence; base-1 while empty
@@ -64,6 +65,10 @@ type plog struct {
 	spareRetryMs  int64                 // after a failed reservation: no new attempt before this time
 	spareBackoff  time.Duration         // wait after the last failed reservation; 0 after a success
 	sealsInFlight int                   // background seals running
+
+	// kept is set when a flushed segment's file is kept for recycling
+	// (recycleName), and cleared by whatever takes or removes it.
+	kept atomic.Bool
 
 	// stateMu serialises writes of the state file. Lock order: mu, then
 	// stateMu; MarkFlushed releases mu while it writes, so appends do not
@@ -308,7 +313,7 @@ func (l *plog) rollLocked(need int, now int64) (*seg, error) {
 	if s.Recycled() {
 		l.e.recycled.Add(1)
 	}
-	sg := &seg{path: path, base: l.next, last: l.next - 1, bytes: segment.HeaderSize, s: s,
+	sg := &seg{path: path, base: l.next, log: l, last: l.next - 1, bytes: segment.HeaderSize, s: s,
 		bld: index.NewBuilder(l.next, l.e.opts.IndexIntervalBytes), mtimeMs: now}
 	l.segs = append(l.segs, sg)
 	return sg, nil
@@ -391,14 +396,13 @@ const recycleName = "recycle" + segment.PreallocSuffix
 // recycle turns the partition's kept flushed segment, if any, into its
 // next segment's file at path; nil when there is none or it fails.
 func (l *plog) recycle(path string) *segment.Preallocated {
-	from := filepath.Join(l.dir, recycleName)
-	if l.e.opts.NoRecycle {
+	if l.e.opts.NoRecycle || !l.kept.Swap(false) {
 		return nil
 	}
-	if _, err := l.e.fs.Stat(from); err != nil {
-		return nil
+	p, err := segment.Recycle(l.e.fs, filepath.Join(l.dir, recycleName), path, l.e.opts.SegmentBytes)
+	if isNotExist(err) {
+		return nil // taken or removed meanwhile
 	}
-	p, err := segment.Recycle(l.e.fs, from, path, l.e.opts.SegmentBytes)
 	if err != nil {
 		l.e.opts.Logger.Warn("recycle a flushed segment's file; allocating a new one", "table", l.table.name,
 			"partition", l.part, "err", err)
@@ -477,8 +481,8 @@ func (sg *seg) removeFiles(e *Engine) {
 	// A flushed segment is kept for the partition's next one (recycle),
 	// replacing the one kept before.
 	keep := !e.opts.NoRecycle && sg.sealed.Load()
-	if keep && e.fs.Rename(sg.path, filepath.Join(filepath.Dir(sg.path), recycleName)) == nil {
-		// Kept.
+	if keep && e.fs.Rename(sg.path, filepath.Join(sg.log.dir, recycleName)) == nil {
+		sg.log.kept.Store(true)
 	} else if err := e.fs.Remove(sg.path); err != nil && !isNotExist(err) {
 		e.opts.Logger.Warn("remove segment", "path", sg.path, "err", err)
 	}

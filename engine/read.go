@@ -445,7 +445,7 @@ func (l *plog) sealIfIdle() error {
 	l.mu.Lock()
 	idle := l.activeLocked() == nil
 	l.mu.Unlock()
-	if idle {
+	if idle && l.kept.Swap(false) {
 		// No active segment: a flushed segment's file kept for the next
 		// one would only hold disk space.
 		if err := l.e.fs.Remove(filepath.Join(l.dir, recycleName)); err != nil && !isNotExist(err) {

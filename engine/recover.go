@@ -124,7 +124,7 @@ func (l *plog) recoverSeg(path string, isLast bool, log interface {
 }) (*seg, error) {
 	e := l.e
 	base, _ := strconv.ParseUint(strings.TrimSuffix(filepath.Base(path), ".seg"), 10, 64)
-	sg := &seg{path: path, base: base, last: base - 1}
+	sg := &seg{path: path, base: base, log: l, last: base - 1}
 	if fi, err := e.fs.Stat(path); err == nil {
 		sg.mtimeMs = fi.ModTime().UnixMilli()
 	}
