@@ -21,7 +21,7 @@ func TestCollectHours(t *testing.T) {
 	day := int64(24 * h)
 	tss := []int64{
 		20514*day + 10*h, 20514*day + 10*h + 1, 20514*day + 11*h - 1, 20514*day + 11*h, // into the next hour
-		20514*day + 10*h + 5, // back
+		20514*day + 10*h + 5,                      // back
 		20515*day - 1, 20515 * day, 20515*day + 1, // a day boundary
 		-1, -h, -h - 1, -day, -day - 1, 1, // 1970 and before
 		math.MaxInt64, math.MaxInt64 - 1, math.MaxInt64 - h, math.MinInt64, math.MinInt64 + 1,
