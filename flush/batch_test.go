@@ -10,7 +10,8 @@ import (
 // collect gives every row the (event_date, event_hour) of its own
 // timestamp, whatever the order of the timestamps: within an hour, across
 // hour and day boundaries, backwards, before 1970 and at the ends of
-// int64 (it computes an hour once for the rows that share it).
+// int64 (where event_date, an int32, wraps: timestamps are not bounded
+// at ingest).
 func TestCollectHours(t *testing.T) {
 	e, err := engine.Open(engine.Options{Dir: t.TempDir()}.WithFsync(engine.FsyncNever))
 	if err != nil {
